@@ -1,0 +1,3 @@
+//! Low-level kernels on slices: matrix products (through `gemm`) and fused loops.
+
+pub mod gemm;

@@ -1,0 +1,102 @@
+//! Element-wise functions: exp, log, tanh, sigmoid, relu, gelu, sqrt, square.
+//!
+//! Backward uses the saved output where the derivative is a function of it
+//! (`exp' = y`, `tanh' = 1 − y²`, `σ' = y(1 − y)`), the input otherwise.
+
+use crate::tensor::Tensor;
+use crate::var::Var;
+
+/// Logistic sigmoid `σ(x) = 1 / (1 + e⁻ˣ)`, stable for large |x|.
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// GELU, exact form (PyTorch's default): `x · Φ(x)`, `Φ(x) = ½(1 + erf(x/√2))`.
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `d gelu / dx = Φ(x) + x φ(x)`, `φ(x) = e^{−x²/2} / √(2π)`.
+pub fn gelu_grad(x: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+    let pdf = (-0.5 * x * x).exp() * 0.398_942_3;
+    cdf + x * pdf
+}
+
+fn unary(x: &Var, f: impl Fn(f32) -> f32, backward: crate::var::BackwardFn) -> Var {
+    let out = x.value().map(f);
+    Var::from_op(out, vec![x.clone()], backward)
+}
+
+fn from_output(g: &Tensor, y: &Tensor, d: impl Fn(f32) -> f32) -> Vec<Option<Tensor>> {
+    vec![Some(g.zip(y, |g, y| g * d(y)))]
+}
+
+fn from_input(g: &Tensor, p: &[Var], d: impl Fn(f32) -> f32) -> Vec<Option<Tensor>> {
+    vec![Some(g.zip(&p[0].value(), |g, x| g * d(x)))]
+}
+
+impl Var {
+    pub fn exp(&self) -> Var {
+        unary(self, f32::exp, Box::new(|g, y, _| from_output(g, y, |y| y)))
+    }
+
+    /// Natural logarithm.
+    pub fn log(&self) -> Var {
+        unary(
+            self,
+            f32::ln,
+            Box::new(|g, _, p| from_input(g, p, |x| 1.0 / x)),
+        )
+    }
+
+    pub fn tanh(&self) -> Var {
+        unary(
+            self,
+            f32::tanh,
+            Box::new(|g, y, _| from_output(g, y, |y| 1.0 - y * y)),
+        )
+    }
+
+    pub fn sigmoid(&self) -> Var {
+        unary(
+            self,
+            sigmoid,
+            Box::new(|g, y, _| from_output(g, y, |y| y * (1.0 - y))),
+        )
+    }
+
+    pub fn relu(&self) -> Var {
+        unary(
+            self,
+            |x| x.max(0.0),
+            Box::new(|g, _, p| from_input(g, p, |x| if x > 0.0 { 1.0 } else { 0.0 })),
+        )
+    }
+
+    /// GELU (exact, erf form).
+    pub fn gelu(&self) -> Var {
+        unary(self, gelu, Box::new(|g, _, p| from_input(g, p, gelu_grad)))
+    }
+
+    pub fn sqrt(&self) -> Var {
+        unary(
+            self,
+            f32::sqrt,
+            Box::new(|g, y, _| from_output(g, y, |y| 0.5 / y)),
+        )
+    }
+
+    pub fn square(&self) -> Var {
+        unary(
+            self,
+            |x| x * x,
+            Box::new(|g, _, p| from_input(g, p, |x| 2.0 * x)),
+        )
+    }
+}
