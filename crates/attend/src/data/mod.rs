@@ -1,0 +1,7 @@
+//! The data side of attend: corpora, tokenizers, batches and the generated reverse task.
+//! Everything here is plain data (`String`, `Vec<u32>`); nothing depends on the engine.
+
+pub mod batcher;
+pub mod corpus;
+pub mod reverse;
+pub mod tokenizer;
