@@ -1,3 +1,4 @@
 pub mod data;
+pub mod metrics;
 pub mod nn;
 pub mod show;

@@ -151,7 +151,10 @@ pub struct Batcher {
 impl Batcher {
     /// Keeps the pairs whose sides have between 1 and `config.max_len` tokens (counting the rest
     /// in [`Batcher::dropped_long`] / [`Batcher::dropped_empty`]).
-    pub fn new(pairs: Vec<(Vec<u32>, Vec<u32>)>, config: BatcherConfig) -> Result<Self, BatchError> {
+    pub fn new(
+        pairs: Vec<(Vec<u32>, Vec<u32>)>,
+        config: BatcherConfig,
+    ) -> Result<Self, BatchError> {
         let need = config.max_len + 1;
         if config.token_budget < need {
             return Err(BatchError::BudgetTooSmall {

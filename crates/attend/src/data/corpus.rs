@@ -214,7 +214,10 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>, CorpusError> {
         source,
     };
     let mut reader = BufReader::new(File::open(path).map_err(open_err)?);
-    let is_gzip = reader.fill_buf().map_err(open_err)?.starts_with(&[0x1f, 0x8b]);
+    let is_gzip = reader
+        .fill_buf()
+        .map_err(open_err)?
+        .starts_with(&[0x1f, 0x8b]);
     Ok(if is_gzip {
         Box::new(BufReader::new(MultiGzDecoder::new(reader)))
     } else {
@@ -376,12 +379,14 @@ pub fn bundled_names() -> Vec<&'static str> {
 
 /// Loads one split of a bundled corpus by name (see [`bundled_names`]).
 pub fn load_bundled(name: &str, split: Split) -> Result<Corpus, CorpusError> {
-    let (_, files) = BUNDLED.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-        CorpusError::UnknownBundled {
-            name: name.to_string(),
-            available: bundled_names().join(", "),
-        }
-    })?;
+    let (_, files) =
+        BUNDLED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| CorpusError::UnknownBundled {
+                name: name.to_string(),
+                available: bundled_names().join(", "),
+            })?;
     let bytes = files[split as usize];
     let label = PathBuf::from(format!("data/{name}/{split}.tsv.gz"));
     let reader = BufReader::new(MultiGzDecoder::new(bytes));
@@ -401,7 +406,10 @@ mod tests {
             (train.pairs.len(), dev.pairs.len(), test.pairs.len()),
             (11213, 469, 566)
         );
-        assert_eq!(train.skipped_empty + dev.skipped_empty + test.skipped_empty, 0);
+        assert_eq!(
+            train.skipped_empty + dev.skipped_empty + test.skipped_empty,
+            0
+        );
         // Train-only additions: a Tux Paint caption and an emoji label.
         let has = |c: &Corpus, s: &str, t: &str| c.pairs.iter().any(|(a, b)| a == s && b == t);
         assert!(has(&train, "A black cat.", "Un chat noir."));
@@ -430,7 +438,10 @@ mod tests {
     #[test]
     fn unknown_bundled_name_lists_the_available_ones() {
         let err = load_bundled("en-xx", Split::Train).unwrap_err().to_string();
-        assert!(err.contains("en-fr") && err.contains("en-es-bible"), "{err}");
+        assert!(
+            err.contains("en-fr") && err.contains("en-es-bible"),
+            "{err}"
+        );
         assert!("valid".parse::<Split>().unwrap() == Split::Dev);
         assert!("trian".parse::<Split>().is_err());
     }

@@ -144,7 +144,9 @@ impl Tokenizer {
     {
         match *kind {
             TokenizerKind::Bpe { vocab_size } => Self::train_bpe(texts, vocab_size),
-            TokenizerKind::Word { min_freq, max_size } => Self::train_word(texts, min_freq, max_size),
+            TokenizerKind::Word { min_freq, max_size } => {
+                Self::train_word(texts, min_freq, max_size)
+            }
         }
     }
 
@@ -174,7 +176,11 @@ impl Tokenizer {
     /// Learns a word-level vocabulary on `texts`: words and punctuation marks seen at least
     /// `min_freq` times, most frequent first (ties alphabetical), at most `max_size` tokens
     /// including the special ones.
-    pub fn train_word<I, S>(texts: I, min_freq: u64, max_size: usize) -> Result<Self, TokenizerError>
+    pub fn train_word<I, S>(
+        texts: I,
+        min_freq: u64,
+        max_size: usize,
+    ) -> Result<Self, TokenizerError>
     where
         I: IntoIterator<Item = S>,
         I::IntoIter: Send,
@@ -236,7 +242,10 @@ impl Tokenizer {
     /// result reads like normal text.
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut text = String::new();
-        for &id in ids.iter().filter(|&&id| id != PAD && id != BOS && id != EOS) {
+        for &id in ids
+            .iter()
+            .filter(|&&id| id != PAD && id != BOS && id != EOS)
+        {
             text.push_str(&self.token(id));
         }
         let text = text.replace(METASPACE, " ");
@@ -278,11 +287,10 @@ impl Tokenizer {
     /// Reads a tokenizer written by [`Tokenizer::save`]; checks the special tokens' ids.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let inner =
-            tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         for (expected, token) in (0u32..).zip(SPECIAL_TOKENS) {
             let found = inner.token_to_id(token);
             if found != Some(expected) {
