@@ -223,10 +223,22 @@ fn scalar_ops_match_f64_and_pass_gradient_checks() {
         let shifted: Vec<f64> = xd.iter().map(|&v| v + s as f64).collect();
         let negated: Vec<f64> = xd.iter().map(|&v| -v).collect();
         assert_close("scale", &xv.scale(s).value(), &shape, &scaled, 1e-6);
-        assert_close("add_scalar", &xv.add_scalar(s).value(), &shape, &shifted, 1e-6);
+        assert_close(
+            "add_scalar",
+            &xv.add_scalar(s).value(),
+            &shape,
+            &shifted,
+            1e-6,
+        );
         assert_close("neg", &xv.neg().value(), &shape, &negated, 0.0);
         assert_grads("scale", |v| v[0].scale(s), &[x.clone()], 1e-2, 1e-3);
-        assert_grads("add_scalar", |v| v[0].add_scalar(s), &[x.clone()], 1e-2, 1e-3);
+        assert_grads(
+            "add_scalar",
+            |v| v[0].add_scalar(s),
+            &[x.clone()],
+            1e-2,
+            1e-3,
+        );
         assert_grads("neg", |v| v[0].neg(), &[x], 1e-2, 1e-3);
     }
 }

@@ -44,7 +44,13 @@ fn forward_matches_f64_reference_on_random_shapes() {
         let shape = random_shape(&mut rng, 1, 4, 7);
         let x = Tensor::randn(&shape, 0.0, 3.0, &mut rng);
         let v = Var::constant(x.clone());
-        assert_close("softmax", &v.softmax().value(), &shape, &softmax64(&x), 1e-6);
+        assert_close(
+            "softmax",
+            &v.softmax().value(),
+            &shape,
+            &softmax64(&x),
+            1e-6,
+        );
         assert_close(
             "log_softmax",
             &v.log_softmax().value(),
@@ -103,10 +109,7 @@ fn softmax_is_invariant_to_adding_a_constant_to_a_row() {
 #[test]
 fn fully_masked_rows_give_zeros_and_zero_gradient_not_nan() {
     let inf = f32::NEG_INFINITY;
-    let x = Tensor::from_vec(
-        vec![1.0, 2.0, 3.0, inf, inf, inf, 0.5, inf, -0.5],
-        &[3, 3],
-    );
+    let x = Tensor::from_vec(vec![1.0, 2.0, 3.0, inf, inf, inf, 0.5, inf, -0.5], &[3, 3]);
     let v = Var::parameter(x.clone());
     let y = v.softmax();
     let yt = y.to_tensor();

@@ -114,7 +114,13 @@ fn forward_matches_f64_reference_on_random_shapes() {
             let x = f.inputs(&shape, &mut rng);
             let want: Vec<f64> = f64s(&x).into_iter().map(|v| f.f64(v)).collect();
             let got = f.apply(&Var::constant(x));
-            assert_close(&format!("{f:?} {shape:?}"), &got.value(), &shape, &want, 1e-6);
+            assert_close(
+                &format!("{f:?} {shape:?}"),
+                &got.value(),
+                &shape,
+                &want,
+                1e-6,
+            );
         }
     }
 }
@@ -122,7 +128,10 @@ fn forward_matches_f64_reference_on_random_shapes() {
 #[test]
 fn gelu_is_the_exact_erf_form_over_a_wide_range() {
     // Known values of x·Φ(x): gelu(1) = Φ(1), gelu(−1) = −Φ(−1).
-    let known = [(1.0, 0.841_344_746_068_542_9), (-1.0, -0.158_655_253_931_457_05)];
+    let known = [
+        (1.0, 0.841_344_746_068_542_9),
+        (-1.0, -0.158_655_253_931_457_05),
+    ];
     for (x, want) in known {
         let got = Var::constant(Tensor::scalar(x as f32)).gelu().item() as f64;
         assert!((got - want).abs() < 1e-6, "gelu({x}) = {got}, want {want}");
@@ -143,7 +152,13 @@ fn gradients_pass_finite_differences() {
         let shape = random_shape(&mut rng, 1, 3, 5);
         for f in FUNS {
             let x = f.inputs(&shape, &mut rng);
-            assert_grads(&format!("{f:?} {shape:?}"), |v| f.apply(&v[0]), &[x], 1e-3, 2e-3);
+            assert_grads(
+                &format!("{f:?} {shape:?}"),
+                |v| f.apply(&v[0]),
+                &[x],
+                1e-3,
+                2e-3,
+            );
         }
     }
 }

@@ -25,7 +25,9 @@ pub fn permute_tensor(x: &Tensor, perm: &[usize]) -> Tensor {
     let n = numel(&out_shape);
     let mut out = Vec::with_capacity(n);
     let data = x.data();
-    if n == 0 {
+    if n == 0 || rank == 0 {
+        // Empty, or a scalar (the empty permutation): nothing to reorder.
+        out.extend_from_slice(data);
         return Tensor::from_vec(out, &out_shape);
     }
     // Copy whole rows when the last axis stays last.

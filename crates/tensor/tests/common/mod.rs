@@ -81,6 +81,9 @@ pub fn assert_grads(
     tol: f64,
 ) -> GradCheck {
     let r = check_gradients(f, inputs, h, 0x5eed);
-    assert!(r.max_rel_error < tol, "{what}: gradient check failed: {r:?}");
+    assert!(
+        r.max_rel_error < tol,
+        "{what}: gradient check failed: {r:?}"
+    );
     r
 }
