@@ -6,11 +6,13 @@
 pub mod binary;
 pub mod cross_entropy;
 pub mod dropout;
+pub mod flash_attention;
 pub mod gather;
 pub mod layer_norm;
 pub mod layout;
 pub mod mask;
 pub mod matmul;
+pub mod recurrence;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
