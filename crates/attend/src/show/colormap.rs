@@ -67,10 +67,12 @@ mod tests {
         assert_eq!(weight_colour(1.0, 0.0, 1.0), RGBColor(0x00, 0x44, 0x1b));
         assert_eq!(weight_colour(-3.0, 0.0, 1.0), weight_colour(0.0, 0.0, 1.0));
         assert_eq!(weight_colour(7.0, 0.0, 1.0), weight_colour(1.0, 0.0, 1.0));
-        // The midpoint t = 3.5/7 mixes stops 3 (#a1d99b) and 4 (#74c476) half and half.
-        assert_eq!(weight_colour(0.5, 0.0, 1.0), RGBColor(0x8b, 0xcf, 0x89));
+        // The midpoint t = 3.5/7 mixes stops 3 (#74c476) and 4 (#41ab5d) half and half.
+        assert_eq!(weight_colour(0.5, 0.0, 1.0), RGBColor(0x5b, 0xb8, 0x6a));
         // The scale is affine: the middle of [-2, 6] is the middle colour.
-        assert_eq!(weight_colour(2.0, -2.0, 6.0), RGBColor(0x8b, 0xcf, 0x89));
+        assert_eq!(weight_colour(2.0, -2.0, 6.0), RGBColor(0x5b, 0xb8, 0x6a));
+        // Stop 1 exactly.
+        assert_eq!(weight_colour(1.0, 0.0, 7.0), RGBColor(0xc7, 0xe9, 0xc0));
     }
 
     #[test]
@@ -78,12 +80,19 @@ mod tests {
         let lum = |c: RGBColor| {
             0.2126 * f32::from(c.0) + 0.7152 * f32::from(c.1) + 0.0722 * f32::from(c.2)
         };
+        // The stops themselves darken strictly.
+        for w in STOPS.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            assert!(lum(RGBColor(b.0, b.1, b.2)) < lum(RGBColor(a.0, a.1, a.2)));
+        }
+        // In between, only rounding each channel to a byte (±0.5 each) may lift the luminance.
         let mut last = f32::INFINITY;
         for k in 0..=100 {
             let l = lum(weight_colour(k as f32 / 100.0, 0.0, 1.0));
-            assert!(l <= last, "luminance rises at {k}: {l} > {last}");
+            assert!(l <= last + 1.0, "luminance rises at {k}: {l} > {last}");
             last = l;
         }
+        assert!(lum(weight_colour(1.0, 0.0, 1.0)) < lum(weight_colour(0.0, 0.0, 1.0)) - 150.0);
         assert!(!is_dark(weight_colour(0.0, 0.0, 1.0)));
         assert!(is_dark(weight_colour(1.0, 0.0, 1.0)));
     }

@@ -83,8 +83,9 @@ impl ExplainStep {
 fn bar(weight: f32) -> String {
     let eighths = (weight.clamp(0.0, 1.0) * (BAR_CHARS * 8) as f32).round() as usize;
     let mut s = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
-        s.push(EIGHTHS[eighths % 8 - 1]);
+    match eighths % 8 {
+        0 => {}
+        rest => s.push(EIGHTHS[rest - 1]),
     }
     s
 }

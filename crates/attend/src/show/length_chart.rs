@@ -101,7 +101,10 @@ impl Picture for LengthChart {
             .iter()
             .flat_map(|s| s.bleu.iter().copied())
             .fold(0.0f32, f32::max);
-        let n = self.buckets.len() as i32;
+        // Headroom above the highest point for the legend, one line per model.
+        let y_max = (top * (1.12 + 0.05 * self.series.len() as f32)).max(1.0);
+        // Integer ranges are inclusive: 0..last has one segment per bucket.
+        let last = self.buckets.len() as i32 - 1;
         let mut builder = ChartBuilder::on(area);
         builder
             .margin(16)
@@ -111,7 +114,7 @@ impl Picture for LengthChart {
             builder.caption(&self.title, font::text(18));
         }
         let mut chart = builder
-            .build_cartesian_2d((0..n).into_segmented(), 0f32..(top * 1.15).max(1.0))
+            .build_cartesian_2d((0..last).into_segmented(), 0f32..y_max)
             .map_err(draw_error)?;
         let label = |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) => self.buckets.get(*i as usize).cloned().unwrap_or_default(),

@@ -1,4 +1,6 @@
 //! Helpers shared by the `show_*` tests: decode what the pictures wrote.
+// Each test file is its own crate and uses only some of these helpers.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
