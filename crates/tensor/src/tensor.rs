@@ -167,3 +167,19 @@ impl Tensor {
         self.data.chunks_exact(last)
     }
 }
+
+impl Tensor {
+    /// Rows `rows` of axis 0, in that order (repeats allowed): `[N, ...] → [rows.len(), ...]`.
+    pub fn select_rows(&self, rows: &[usize]) -> Tensor {
+        let n = self.shape.first().copied().unwrap_or(0);
+        let width = if n == 0 { 0 } else { self.data.len() / n };
+        let mut data = Vec::with_capacity(rows.len() * width);
+        for &r in rows {
+            assert!(r < n, "select_rows: row {r} of {n}");
+            data.extend_from_slice(&self.data[r * width..(r + 1) * width]);
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = rows.len();
+        Tensor { shape, data }
+    }
+}

@@ -1,0 +1,67 @@
+//! Sequence-to-sequence models behind one interface, so that training, search, pictures and the
+//! server treat the RNN encoder-decoders and the Transformer alike.
+
+use crate::data::batcher::Batch;
+use crate::nn::Params;
+use tensor::{Rng, Tensor, Var};
+
+pub mod rnn;
+
+/// What one decoding step returns for every live row.
+pub struct StepOutput {
+    /// Next-token logits, `[rows, V]`.
+    pub logits: Tensor,
+    /// Attention weights over the source, `[rows, S]` (cross-attention averaged over heads for a
+    /// Transformer); `None` for a model without attention.
+    pub weights: Option<Tensor>,
+    /// Pre-softmax attention scores, `[rows, S]`, where the model has a single score function (the
+    /// RNN decoders); shown by `attend explain`.
+    pub scores: Option<Tensor>,
+}
+
+/// An encoder-decoder translation model.
+pub trait Seq2Seq {
+    /// The model's named parameters.
+    fn params(&self) -> &Params;
+
+    /// Teacher-forced logits `[B·T, V]` for a batch (rows in `tgt_out` order). With `dropout`
+    /// (training) dropout layers draw from it; `None` is evaluation.
+    fn logits(&self, batch: &Batch, dropout: Option<&mut Rng>) -> Var;
+
+    /// Encodes `src` (`[rows, src_max]`, padded with 0, `src_len` real lengths) and returns an
+    /// incremental decoder positioned before the first target token.
+    fn begin<'a>(
+        &'a self,
+        src: &[u32],
+        src_len: &[usize],
+        src_max: usize,
+    ) -> Box<dyn Decoding + 'a>;
+
+    /// Largest target id + 1.
+    fn tgt_vocab(&self) -> usize;
+}
+
+/// Incremental decoding state for a set of rows (sentences, or beam hypotheses).
+pub trait Decoding {
+    /// Feeds the previous token of every row (BOS first) and returns the next-token distribution.
+    fn step(&mut self, prev: &[u32]) -> StepOutput;
+
+    /// Keeps rows `rows` of the state in that order (repeats allowed): beam search expands each
+    /// sentence into K hypotheses and reorders them after every step.
+    fn select(&mut self, rows: &[usize]);
+}
+
+/// Builds the model a config describes (`model.kind`), initialised from `seed`.
+pub fn build(
+    config: &crate::config::Config,
+    src_vocab: usize,
+    tgt_vocab: usize,
+    seed: u64,
+) -> anyhow::Result<Box<dyn Seq2Seq>> {
+    match config.model.kind.as_str() {
+        "rnn" => Ok(Box::new(rnn::RnnSeq2Seq::new(
+            config, src_vocab, tgt_vocab, seed,
+        )?)),
+        other => anyhow::bail!("model.kind = {other:?} is not available; use \"rnn\""),
+    }
+}

@@ -1,0 +1,392 @@
+//! RNN encoder-decoder, without attention (the classic bottleneck) or with additive / dot / general
+//! attention (Bahdanau et al. 2015; Luong et al. 2015) — the seed notes' running example.
+//!
+//! ```text
+//! h_j   = [fwd_j ; bwd_j]                  (bi)GRU/LSTM encoder over src_emb(x)          [B, S, Dk]
+//! s_0   = tanh(bridge([fwd_S ; bwd_1]))    final states of the top encoder layer          [B, L·H]
+//! with attention, step t = 1..T (input y_{t-1}, y_0 = <s>):
+//!   e_t   = score(s_{t-1}, h)              additive vᵀtanh(W_q s + W_k h) | sᵀh | (W s)ᵀh   [B, S]
+//!   a_t   = softmax(e_t masked at padding); c_t = Σ_j a_tj h_j                           [B, Dk]
+//!   s_t   = RNN([tgt_emb(y_{t-1}) ; c_t], s_{t-1})        input feeding                  [B, H]
+//!   logits_t = out_proj(dropout([s_t ; c_t]))                                            [B, V]
+//! without attention (same encoder and bridge; the decoder sees only s_0):
+//!   s_t   = RNN(tgt_emb(y_{t-1}), s_{t-1});  logits_t = out_proj(dropout(s_t))
+//! ```
+//! With one decoder layer and a 1-layer bi-GRU this is exactly the model of `seq2seq_bench.py` in
+//! `../shared/peers` (same parameter count). The output projection runs once over all steps in
+//! training; the recurrence is the engine's fused cell op, one step at a time when attention feeds
+//! back into it, over the whole sequence at once when it does not.
+
+use super::{Decoding, Seq2Seq, StepOutput};
+use crate::attention::mask::padding_mask;
+use crate::attention::{AdditiveAttention, MultiplicativeAttention, StepAttention};
+use crate::config::Config;
+use crate::data::batcher::Batch;
+use crate::nn::rnn::{CellKind, Rnn, RnnConfig, RnnWeights};
+use crate::nn::{Linear, Params};
+use anyhow::Result;
+use tensor::{Rng, Tensor, Var};
+
+/// An RNN encoder-decoder (see the module doc).
+pub struct RnnSeq2Seq {
+    params: Params,
+    kind: CellKind,
+    src_emb: Var,
+    tgt_emb: Var,
+    encoder: Rnn,
+    bridge: Linear,
+    attention: Option<Box<dyn StepAttention>>,
+    /// Decoder layers (`decoder.weight_ih_l{k}` …); layer 0 reads `[emb ; context]` with attention.
+    decoder: Vec<RnnWeights>,
+    out_proj: Linear,
+    dropout: f32,
+    embedding: usize,
+    dec_hidden: usize,
+    tgt_vocab: usize,
+}
+
+impl RnnSeq2Seq {
+    /// Builds the model a config describes, initialised from `seed` as PyTorch would
+    /// (embeddings N(0,1); recurrent and linear weights U(±1/√fan)).
+    pub fn new(
+        config: &Config,
+        src_vocab: usize,
+        tgt_vocab: usize,
+        seed: u64,
+    ) -> Result<RnnSeq2Seq> {
+        let m = &config.model;
+        let mut rng = Rng::new(seed);
+        let mut params = Params::new();
+        let kind = if m.cell == "lstm" {
+            CellKind::Lstm
+        } else {
+            CellKind::Gru
+        };
+        let (e, h, hd) = (m.embedding, m.hidden, config.decoder_hidden());
+        let dirs = if m.bidirectional { 2 } else { 1 };
+        let dk = dirs * h;
+        let src_emb = params.normal("src_emb.weight", &[src_vocab, e], 1.0, &mut rng);
+        let tgt_emb = params.normal("tgt_emb.weight", &[tgt_vocab, e], 1.0, &mut rng);
+        let enc_cfg = RnnConfig {
+            input_size: e,
+            hidden_size: h,
+            num_layers: m.encoder_layers,
+            bidirectional: m.bidirectional,
+            dropout: m.dropout,
+        };
+        let encoder = Rnn::new(&mut params, "encoder", kind, enc_cfg, &mut rng)?;
+        let bridge = Linear::new(
+            &mut params,
+            "bridge",
+            dk,
+            m.decoder_layers * hd,
+            true,
+            &mut rng,
+        );
+        let attention: Option<Box<dyn StepAttention>> = match m.attention.as_str() {
+            "additive" => Some(Box::new(AdditiveAttention::new(
+                &mut params,
+                "attn",
+                hd,
+                dk,
+                m.attention_size,
+                &mut rng,
+            ))),
+            "dot" => Some(Box::new(MultiplicativeAttention::dot())),
+            "general" => Some(Box::new(MultiplicativeAttention::general(
+                &mut params,
+                "attn",
+                hd,
+                dk,
+                &mut rng,
+            ))),
+            _ => None,
+        };
+        let ctx = if attention.is_some() { dk } else { 0 };
+        let decoder = (0..m.decoder_layers)
+            .map(|l| {
+                let input = if l == 0 { e + ctx } else { hd };
+                RnnWeights::new(
+                    &mut params,
+                    "decoder",
+                    &format!("_l{l}"),
+                    kind,
+                    input,
+                    hd,
+                    &mut rng,
+                )
+            })
+            .collect();
+        let out_proj = Linear::new(&mut params, "out_proj", hd + ctx, tgt_vocab, true, &mut rng);
+        Ok(RnnSeq2Seq {
+            params,
+            kind,
+            src_emb,
+            tgt_emb,
+            encoder,
+            bridge,
+            attention,
+            decoder,
+            out_proj,
+            dropout: m.dropout,
+            embedding: e,
+            dec_hidden: hd,
+            tgt_vocab,
+        })
+    }
+
+    /// Encodes `src [B, S]`: annotations `[B, S, Dk]` and the initial decoder states, one `[B, H]`
+    /// per decoder layer (h, and a zero c for an LSTM).
+    fn encode(
+        &self,
+        src: &[u32],
+        src_len: &[usize],
+        s: usize,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<(Var, Vec<State>)> {
+        let b = src_len.len();
+        let mut x = self
+            .src_emb
+            .gather_rows(src)
+            .reshape(&[b, s, self.embedding]);
+        if let Some(r) = rng.as_deref_mut() {
+            x = x.dropout(self.dropout, r);
+        }
+        let enc = self.encoder.forward(&x, src_len, None, rng)?;
+        let cfg = self.encoder.config();
+        let dirs = self.encoder.directions();
+        // Final states of the top layer, [B, D·H]: torch h_n[-D..] concatenated.
+        let top = (cfg.num_layers - 1) * dirs;
+        let finals: Vec<Var> = (0..dirs).map(|d| enc.state.h.select(0, top + d)).collect();
+        let last = if dirs == 1 {
+            finals[0].clone()
+        } else {
+            Var::concat(&finals, -1)
+        };
+        let s0 = self.bridge.forward(&last).tanh(); // [B, L·H]
+        let states = (0..self.decoder.len())
+            .map(|l| State {
+                h: s0.narrow(1, l * self.dec_hidden, self.dec_hidden),
+                c: (self.kind == CellKind::Lstm)
+                    .then(|| Var::constant(Tensor::zeros(&[b, self.dec_hidden]))),
+            })
+            .collect();
+        Ok((enc.output, states))
+    }
+
+    /// One decoder step through every layer: `x [B, In]` → top output `[B, H]`; updates `states`.
+    fn decoder_step(&self, xp0: Var, states: &mut [State], rng: &mut Option<&mut Rng>) -> Var {
+        let b = xp0.dim(0);
+        let ones = vec![1; b];
+        let mut xp = xp0;
+        for (l, w) in self.decoder.iter().enumerate() {
+            if l > 0 {
+                xp = xp.linear(&w.weight_ih, Some(&w.bias_ih));
+            }
+            let g = xp.dim(-1);
+            let st = &mut states[l];
+            let packed = Var::recurrence(
+                self.kind,
+                &xp.reshape(&[b, 1, g]),
+                &st.h,
+                st.c.as_ref(),
+                &w.weight_hh,
+                &w.bias_hh,
+                &ones,
+                false,
+            );
+            let h = self.dec_hidden;
+            st.h = packed.narrow(1, 1, 1).reshape(&[b, h]);
+            if st.c.is_some() {
+                st.c = Some(packed.narrow(1, 2, 1).reshape(&[b, h]));
+            }
+            xp = st.h.clone();
+            if l + 1 < self.decoder.len() {
+                if let Some(r) = rng.as_deref_mut() {
+                    xp = xp.dropout(self.dropout, r);
+                }
+            }
+        }
+        xp
+    }
+
+    /// Layer 0's input weights split into the embedding and the context columns.
+    fn split_input_weights(&self) -> (Var, Var) {
+        let w = &self.decoder[0].weight_ih;
+        let e = self.embedding;
+        (w.narrow(1, 0, e), w.narrow(1, e, w.dim(1) - e))
+    }
+}
+
+/// Recurrent state of one decoder layer, `[B, H]` each.
+#[derive(Clone)]
+struct State {
+    h: Var,
+    c: Option<Var>,
+}
+
+impl Seq2Seq for RnnSeq2Seq {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn tgt_vocab(&self) -> usize {
+        self.tgt_vocab
+    }
+
+    fn logits(&self, batch: &Batch, mut rng: Option<&mut Rng>) -> Var {
+        let (b, s, t) = (batch.batch_size, batch.src_max, batch.tgt_max);
+        let (ann, mut states) = self
+            .encode(&batch.src, &batch.src_len, s, rng.as_deref_mut())
+            .expect("batches are validated by the batcher");
+        let mut y = self
+            .tgt_emb
+            .gather_rows(&batch.tgt_in)
+            .reshape(&[b, t, self.embedding]);
+        if let Some(r) = rng.as_deref_mut() {
+            y = y.dropout(self.dropout, r);
+        }
+        let hd = self.dec_hidden;
+        let features = match &self.attention {
+            None => {
+                // The whole target sequence at once, layer by layer.
+                let mut input = y;
+                for (l, w) in self.decoder.iter().enumerate() {
+                    if l > 0 {
+                        if let Some(r) = rng.as_deref_mut() {
+                            input = input.dropout(self.dropout, r);
+                        }
+                    }
+                    let xp = input.linear(&w.weight_ih, Some(&w.bias_ih));
+                    let st = &states[l];
+                    let packed = Var::recurrence(
+                        self.kind,
+                        &xp,
+                        &st.h,
+                        st.c.as_ref(),
+                        &w.weight_hh,
+                        &w.bias_hh,
+                        &batch.tgt_len,
+                        false,
+                    );
+                    input = packed.narrow(1, 0, t);
+                }
+                input // [B, T, H]
+            }
+            Some(attn) => {
+                let keys = attn
+                    .project_keys(&ann)
+                    .expect("annotation shape is fixed by the encoder");
+                let mask = padding_mask(&batch.src_len, s).expect("lengths ≤ src_max");
+                let (w_emb, w_ctx) = self.split_input_weights();
+                // Embedding part of layer 0's input projection, for all steps at once: [B, T, G].
+                let xp_emb = y.linear(&w_emb, Some(&self.decoder[0].bias_ih));
+                let mut outs = Vec::with_capacity(t);
+                for step in 0..t {
+                    let (ctx, _) = attn
+                        .step(&states[self.decoder.len() - 1].h, &keys, &ann, Some(&mask))
+                        .expect("shapes are fixed by the model");
+                    let xp0 = xp_emb.select(1, step).add(&ctx.linear(&w_ctx, None));
+                    let top = self.decoder_step(xp0, &mut states, &mut rng);
+                    outs.push(Var::concat(&[top, ctx], -1).reshape(&[b, 1, hd + ann.dim(-1)]));
+                }
+                Var::concat(&outs, 1) // [B, T, H + Dk]
+            }
+        };
+        let mut features = features;
+        if let Some(r) = rng.as_deref_mut() {
+            features = features.dropout(self.dropout, r);
+        }
+        let width = features.dim(-1);
+        self.out_proj.forward(&features.reshape(&[b * t, width])) // [B·T, V]
+    }
+
+    fn begin<'a>(
+        &'a self,
+        src: &[u32],
+        src_len: &[usize],
+        src_max: usize,
+    ) -> Box<dyn Decoding + 'a> {
+        let (ann, states) = self
+            .encode(src, src_len, src_max, None)
+            .expect("inputs validated by the caller");
+        let keys = self
+            .attention
+            .as_ref()
+            .map(|a| a.project_keys(&ann).expect("fixed shapes"));
+        let mask = padding_mask(src_len, src_max).expect("lengths ≤ src_max");
+        Box::new(RnnDecoding {
+            model: self,
+            ann,
+            keys,
+            mask,
+            states,
+            weights_ctx: self.attention.as_ref().map(|_| self.split_input_weights()),
+        })
+    }
+}
+
+/// Incremental decoding state of [`RnnSeq2Seq`].
+struct RnnDecoding<'a> {
+    model: &'a RnnSeq2Seq,
+    /// `[rows, S, Dk]`
+    ann: Var,
+    /// Projected keys `[rows, S, ·]` (attention only).
+    keys: Option<Var>,
+    /// `[rows, S]`, 1 = padding.
+    mask: Tensor,
+    states: Vec<State>,
+    /// Layer 0's input weights split (embedding columns, context columns).
+    weights_ctx: Option<(Var, Var)>,
+}
+
+impl Decoding for RnnDecoding<'_> {
+    fn step(&mut self, prev: &[u32]) -> StepOutput {
+        let m = self.model;
+        let y = m.tgt_emb.gather_rows(prev); // [rows, E]
+        let l0 = &m.decoder[0];
+        match (&m.attention, &self.keys, &self.weights_ctx) {
+            (Some(attn), Some(keys), Some((w_emb, w_ctx))) => {
+                let query = &self.states[m.decoder.len() - 1].h;
+                let e = attn.scores(query, keys).expect("fixed shapes"); // [rows, S]
+                let a = crate::attention::mask::masked_softmax(&e, Some(&self.mask))
+                    .expect("fixed shapes");
+                let (rows, s) = (a.dim(0), a.dim(1));
+                let ctx = a
+                    .reshape(&[rows, 1, s])
+                    .matmul(&self.ann)
+                    .reshape(&[rows, self.ann.dim(-1)]);
+                let xp0 = y
+                    .linear(w_emb, Some(&l0.bias_ih))
+                    .add(&ctx.linear(w_ctx, None));
+                let top = m.decoder_step(xp0, &mut self.states, &mut None);
+                let logits = m.out_proj.forward(&Var::concat(&[top, ctx], -1));
+                StepOutput {
+                    logits: logits.to_tensor(),
+                    weights: Some(a.to_tensor()),
+                    scores: Some(e.to_tensor()),
+                }
+            }
+            _ => {
+                let xp0 = y.linear(&l0.weight_ih, Some(&l0.bias_ih));
+                let top = m.decoder_step(xp0, &mut self.states, &mut None);
+                StepOutput {
+                    logits: m.out_proj.forward(&top).to_tensor(),
+                    weights: None,
+                    scores: None,
+                }
+            }
+        }
+    }
+
+    fn select(&mut self, rows: &[usize]) {
+        let pick = |v: &Var| Var::constant(v.value().select_rows(rows));
+        self.ann = pick(&self.ann);
+        self.keys = self.keys.as_ref().map(pick);
+        self.mask = self.mask.select_rows(rows);
+        for st in &mut self.states {
+            st.h = pick(&st.h);
+            st.c = st.c.as_ref().map(pick);
+        }
+    }
+}

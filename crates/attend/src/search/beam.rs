@@ -1,0 +1,203 @@
+//! Batched beam search with a length penalty and n-best lists.
+//!
+//! Every sentence keeps `K` hypotheses; all sentences' hypotheses are decoded together as the rows
+//! of one batch. At each step every live hypothesis is extended by each token, the best `2K`
+//! extensions of a sentence are considered in order: one ending in EOS is finished (scored with
+//! the length penalty), the others fill the `K` places of the next step. A sentence is done when
+//! it has `K` finished hypotheses or after `max_len` tokens (then its live hypotheses finish as they
+//! are). Length penalty (Wu et al. 2016): `score = log P / ((5 + |y|) / 6)^α`; `α = 0` ranks by
+//! log-probability. With `K = 1` this is exactly greedy decoding.
+
+use super::Hypothesis;
+use crate::data::tokenizer::{BOS, EOS};
+use crate::models::Seq2Seq;
+use tensor::ops::softmax::log_softmax_row;
+
+/// Beam search settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BeamConfig {
+    /// Hypotheses kept per sentence (`K`).
+    pub beam: usize,
+    /// Length-penalty exponent `α` (0 = none).
+    pub alpha: f32,
+    /// Most tokens emitted per sentence.
+    pub max_len: usize,
+    /// Hypotheses returned per sentence (≤ `beam`), best first.
+    pub n_best: usize,
+}
+
+/// The length penalty `((5 + len) / 6)^α`.
+pub fn length_penalty(len: usize, alpha: f32) -> f32 {
+    ((5.0 + len as f32) / 6.0).powf(alpha)
+}
+
+#[derive(Clone)]
+struct Beam {
+    ids: Vec<u32>,
+    log_prob: f32,
+    attention: Vec<Vec<f32>>,
+    scores: Vec<Vec<f32>>,
+}
+
+/// Decodes every row of `src` with beam search; returns, per sentence, up to `n_best` hypotheses
+/// sorted by score (best first).
+pub fn beam_search(
+    model: &dyn Seq2Seq,
+    src: &[u32],
+    src_len: &[usize],
+    src_max: usize,
+    cfg: BeamConfig,
+) -> Vec<Vec<Hypothesis>> {
+    let k = cfg.beam.max(1);
+    let n_best = cfg.n_best.clamp(1, k);
+    tensor::no_grad(|| {
+        let n = src_len.len();
+        let mut dec = model.begin(src, src_len, src_max);
+        // Row r of the decoder belongs to sentence alive[r / k].
+        let expand: Vec<usize> = (0..n).flat_map(|s| std::iter::repeat_n(s, k)).collect();
+        dec.select(&expand);
+        let empty = Beam {
+            ids: vec![],
+            log_prob: 0.0,
+            attention: vec![],
+            scores: vec![],
+        };
+        let mut alive: Vec<usize> = (0..n).collect();
+        // Only the first beam of each sentence is real at the start; the others are -inf copies.
+        let mut beams: Vec<Vec<Beam>> = (0..n)
+            .map(|_| {
+                (0..k)
+                    .map(|i| Beam {
+                        log_prob: if i == 0 { 0.0 } else { f32::NEG_INFINITY },
+                        ..empty.clone()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); n];
+        let mut prev = vec![BOS; n * k];
+        for t in 0..cfg.max_len {
+            if alive.is_empty() {
+                break;
+            }
+            let step = dec.step(&prev);
+            let v = step.logits.dim(-1);
+            let last_step = t + 1 == cfg.max_len;
+            let mut next_rows = Vec::new();
+            let mut next_alive = Vec::new();
+            let mut next_prev = Vec::new();
+            for (a, &sent) in alive.iter().enumerate() {
+                // Candidate extensions (total log-prob, beam, token, token log-prob).
+                let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k * k);
+                for b in 0..k {
+                    let row = a * k + b;
+                    let base = beams[sent][b].log_prob;
+                    if base == f32::NEG_INFINITY {
+                        continue;
+                    }
+                    let mut lp = step.logits.data()[row * v..(row + 1) * v].to_vec();
+                    log_softmax_row(&mut lp);
+                    for (tok, x) in top_k(&lp, 2 * k) {
+                        cands.push((base + x, b, tok));
+                    }
+                }
+                cands.sort_by(|x, y| y.0.total_cmp(&x.0));
+                let mut new_beams: Vec<Beam> = Vec::with_capacity(k);
+                let mut src_rows = Vec::with_capacity(k);
+                for &(total, b, tok) in &cands {
+                    let row = a * k + b;
+                    let mut beam = beams[sent][b].clone();
+                    if let Some(w) = &step.weights {
+                        let s = w.dim(-1);
+                        beam.attention
+                            .push(w.data()[row * s..row * s + src_len[sent]].to_vec());
+                    }
+                    if let Some(sc) = &step.scores {
+                        let s = sc.dim(-1);
+                        beam.scores
+                            .push(sc.data()[row * s..row * s + src_len[sent]].to_vec());
+                    }
+                    beam.log_prob = total;
+                    if tok == EOS {
+                        let len = beam.ids.len() + 1;
+                        finished[sent].push(finish(beam, len, cfg.alpha));
+                        if finished[sent].len() >= k {
+                            break;
+                        }
+                        continue;
+                    }
+                    beam.ids.push(tok);
+                    new_beams.push(beam);
+                    src_rows.push(row);
+                    if new_beams.len() == k {
+                        break;
+                    }
+                }
+                let done = finished[sent].len() >= k || new_beams.is_empty() || last_step;
+                if done {
+                    if finished[sent].len() < n_best || last_step {
+                        for beam in new_beams {
+                            let len = beam.ids.len();
+                            finished[sent].push(finish(beam, len, cfg.alpha));
+                        }
+                    }
+                    continue;
+                }
+                while new_beams.len() < k {
+                    // Too few candidates (tiny vocabulary): fill with dead copies.
+                    let mut dead = new_beams[0].clone();
+                    dead.log_prob = f32::NEG_INFINITY;
+                    new_beams.push(dead);
+                    src_rows.push(src_rows[0]);
+                }
+                next_prev.extend(
+                    new_beams
+                        .iter()
+                        .map(|b| b.ids.last().copied().unwrap_or(BOS)),
+                );
+                next_rows.extend(src_rows);
+                beams[sent] = new_beams;
+                next_alive.push(sent);
+            }
+            if next_alive.is_empty() {
+                break;
+            }
+            dec.select(&next_rows);
+            alive = next_alive;
+            prev = next_prev;
+        }
+        finished
+            .into_iter()
+            .map(|mut hyps| {
+                hyps.retain(|h| h.log_prob.is_finite());
+                hyps.sort_by(|x, y| y.score.total_cmp(&x.score));
+                hyps.truncate(n_best);
+                hyps
+            })
+            .collect()
+    })
+}
+
+fn finish(beam: Beam, len: usize, alpha: f32) -> Hypothesis {
+    Hypothesis {
+        score: beam.log_prob / length_penalty(len, alpha),
+        ids: beam.ids,
+        log_prob: beam.log_prob,
+        attention: beam.attention,
+        scores: beam.scores,
+    }
+}
+
+/// The `k` largest entries of `row` as `(index, value)`, largest first (ties: lower index first).
+fn top_k(row: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &x) in row.iter().enumerate() {
+        if best.len() == k && x <= best[k - 1].1 {
+            continue;
+        }
+        let pos = best.iter().position(|&(_, y)| x > y).unwrap_or(best.len());
+        best.insert(pos, (i as u32, x));
+        best.truncate(k);
+    }
+    best
+}

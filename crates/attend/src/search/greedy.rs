@@ -1,0 +1,85 @@
+//! Greedy decoding: at every step emit the most probable next token, for a whole batch at once.
+
+use super::Hypothesis;
+use crate::data::tokenizer::{BOS, EOS};
+use crate::models::Seq2Seq;
+use tensor::ops::softmax::log_softmax_row;
+
+/// Decodes every row of `src` (`[rows, src_max]`, real lengths `src_len`) greedily, for at most
+/// `max_len` tokens each. Rows stop at EOS; finished rows leave the batch so later steps cost less.
+pub fn greedy(
+    model: &dyn Seq2Seq,
+    src: &[u32],
+    src_len: &[usize],
+    src_max: usize,
+    max_len: usize,
+) -> Vec<Hypothesis> {
+    tensor::no_grad(|| {
+        let rows = src_len.len();
+        let mut dec = model.begin(src, src_len, src_max);
+        let mut out: Vec<Hypothesis> = (0..rows)
+            .map(|_| Hypothesis {
+                ids: vec![],
+                log_prob: 0.0,
+                score: 0.0,
+                attention: vec![],
+                scores: vec![],
+            })
+            .collect();
+        // `live[i]` is the sentence that row i of the decoder state belongs to.
+        let mut live: Vec<usize> = (0..rows).collect();
+        let mut prev = vec![BOS; rows];
+        for _ in 0..max_len {
+            if live.is_empty() {
+                break;
+            }
+            let step = dec.step(&prev);
+            let v = step.logits.dim(-1);
+            let mut keep = Vec::with_capacity(live.len());
+            let mut next_prev = Vec::with_capacity(live.len());
+            for (r, &sent) in live.iter().enumerate() {
+                let mut row = step.logits.data()[r * v..(r + 1) * v].to_vec();
+                log_softmax_row(&mut row);
+                let (best, lp) = argmax(&row);
+                let h = &mut out[sent];
+                h.log_prob += lp;
+                if let Some(w) = &step.weights {
+                    let s = w.dim(-1);
+                    h.attention
+                        .push(w.data()[r * s..r * s + src_len[sent]].to_vec());
+                }
+                if let Some(sc) = &step.scores {
+                    let s = sc.dim(-1);
+                    h.scores
+                        .push(sc.data()[r * s..r * s + src_len[sent]].to_vec());
+                }
+                if best == EOS {
+                    continue;
+                }
+                h.ids.push(best);
+                keep.push(r);
+                next_prev.push(best);
+            }
+            if keep.len() < live.len() {
+                live = keep.iter().map(|&r| live[r]).collect();
+                dec.select(&keep);
+            }
+            prev = next_prev;
+        }
+        for h in &mut out {
+            h.score = h.log_prob;
+        }
+        out
+    })
+}
+
+/// Index and value of the largest element (the first one on ties).
+pub fn argmax(row: &[f32]) -> (u32, f32) {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    (best as u32, row[best])
+}

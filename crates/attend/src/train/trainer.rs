@@ -1,0 +1,459 @@
+//! The training loop: batches → loss → backward → clip → Adam, validation with early stopping,
+//! `best`/`last` checkpoints, resume, and the final test evaluation.
+
+use super::checkpoint::{read_state, write_config, write_json, TrainerState};
+use super::data::{load_corpora, Corpora};
+use super::optimizer::{clip_grad_norm, Adam, AdamConfig};
+use super::schedule::{Mode, Plateau, Schedule};
+use crate::config::Config;
+use crate::data::batcher::{Batch, Batcher, BatcherConfig};
+use crate::data::tokenizer::{TokenizerKind, Vocabs, PAD};
+use crate::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
+use crate::models::{self, Seq2Seq};
+use crate::nn::params::{load_tensors, save_tensors};
+use crate::search::Hypothesis;
+use crate::translate::translate_ids;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tensor::ops::cross_entropy::nll_sum;
+use tensor::Rng;
+
+/// Options from the command line.
+pub struct TrainOptions {
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Print progress (a bar on a terminal, lines otherwise).
+    pub quiet: bool,
+}
+
+/// What a finished run reports (also written to `summary.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub model: String,
+    pub test_bleu: f64,
+    pub test_chrf: f64,
+    pub test_sentences: usize,
+    pub dev_bleu: f64,
+    pub best_step: usize,
+    pub steps: usize,
+    pub train_seconds: f64,
+    pub params: usize,
+    pub threads: usize,
+    pub beam: usize,
+    pub train_pairs: usize,
+    pub skipped_pairs: usize,
+}
+
+/// One validation, a line of `log.jsonl`.
+#[derive(Debug, Serialize)]
+struct Validation {
+    step: usize,
+    epoch: u64,
+    train_loss: f32,
+    dev_loss: f64,
+    dev_ppl: f64,
+    dev_bleu: f64,
+    lr: f32,
+    tokens_per_s: f64,
+    elapsed_s: f64,
+}
+
+/// Encoded corpora and the tokenizers.
+pub struct Prepared {
+    pub vocabs: Vocabs,
+    pub corpora: Corpora,
+    pub train: Vec<(Vec<u32>, Vec<u32>)>,
+    pub dev: Vec<(Vec<u32>, Vec<u32>)>,
+    pub test_src: Vec<Vec<u32>>,
+}
+
+/// Loads the corpora and trains (or, when resuming, loads) the tokenizers.
+pub fn prepare(
+    config: &Config,
+    dir: &Path,
+    resume: bool,
+    log: &mut dyn FnMut(&str),
+) -> Result<Prepared> {
+    let corpora = load_corpora(config)?;
+    let skipped =
+        corpora.train.skipped_empty + corpora.dev.skipped_empty + corpora.test.skipped_empty;
+    log(&format!(
+        "data: {} train / {} dev / {} test pairs ({} empty lines skipped)",
+        corpora.train.pairs.len(),
+        corpora.dev.pairs.len(),
+        corpora.test.pairs.len(),
+        skipped
+    ));
+    let vocabs = if resume {
+        Vocabs::load(dir).context("resuming: loading the run's tokenizers")?
+    } else {
+        let kind = match config.data.tokenizer.as_str() {
+            "word" => TokenizerKind::Word {
+                min_freq: 1,
+                max_size: config.data.vocab_size,
+            },
+            _ => TokenizerKind::Bpe {
+                vocab_size: config.data.vocab_size,
+            },
+        };
+        let v = Vocabs::train(&kind, &corpora.train.pairs, config.data.joint_vocab)?;
+        v.save(dir)?;
+        v
+    };
+    let encode = |pairs: &[(String, String)]| -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+        pairs
+            .iter()
+            .map(|(s, t)| Ok((vocabs.src.encode(s)?, vocabs.tgt.encode(t)?)))
+            .collect()
+    };
+    let train = encode(&corpora.train.pairs)?;
+    let dev = encode(&corpora.dev.pairs)?;
+    let test_src = corpora
+        .test
+        .pairs
+        .iter()
+        .map(|(s, _)| vocabs.src.encode(s))
+        .collect::<Result<_, _>>()?;
+    log(&format!(
+        "vocabulary: {} source / {} target tokens",
+        vocabs.src.vocab_size(),
+        vocabs.tgt.vocab_size()
+    ));
+    Ok(Prepared {
+        vocabs,
+        corpora,
+        train,
+        dev,
+        test_src,
+    })
+}
+
+/// Trains the model a config describes into `opts.out` and evaluates it on the test set.
+pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
+    let dir = &opts.out;
+    let mut say = |m: &str| {
+        if !opts.quiet {
+            eprintln!("{m}");
+        }
+    };
+    if opts.resume {
+        if !dir.join("state.json").exists() {
+            bail!(
+                "--resume: {} holds no interrupted run (no state.json)",
+                dir.display()
+            );
+        }
+    } else if dir.join("state.json").exists() {
+        bail!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let config = if opts.resume {
+        let saved = Config::load(Some(&dir.join("config.toml")), &[])?;
+        say(&format!("resuming {} from {}", saved.name, dir.display()));
+        saved
+    } else {
+        write_config(dir, config)?;
+        config.clone()
+    };
+    let prep = prepare(&config, dir, opts.resume, &mut say)?;
+    let model = models::build(
+        &config,
+        prep.vocabs.src.vocab_size(),
+        prep.vocabs.tgt.vocab_size(),
+        config.train.seed,
+    )?;
+    let params = model.params();
+    say(&format!(
+        "model: {} ({} parameters)",
+        describe(&config),
+        params.count()
+    ));
+
+    let t = &config.train;
+    let batcher = Batcher::new(
+        prep.train.clone(),
+        BatcherConfig {
+            token_budget: t.token_budget,
+            max_len: config.data.max_len,
+            seed: t.seed,
+        },
+    )?;
+    if batcher.dropped_long > 0 {
+        say(&format!(
+            "skipped {} training pairs longer than {} tokens",
+            batcher.dropped_long, config.data.max_len
+        ));
+    }
+    let dev_batcher = Batcher::new(
+        prep.dev.clone(),
+        BatcherConfig {
+            token_budget: t.token_budget.max(4096),
+            max_len: usize::MAX / 4,
+            seed: 0,
+        },
+    )?;
+    let dev_batches = dev_batcher.sequential();
+
+    let mut adam = Adam::new(
+        params.vars(),
+        AdamConfig {
+            weight_decay: t.weight_decay,
+            decoupled_weight_decay: t.weight_decay > 0.0,
+            ..AdamConfig::default()
+        },
+    );
+    let mut state = TrainerState::new(t.lr, schedule(&config));
+    if opts.resume {
+        state = read_state(dir)?;
+        params.load(&dir.join("last.safetensors"))?;
+        adam.load_state(&load_tensors(&dir.join("last.optim.safetensors"))?)
+            .context("resuming: optimizer state does not match the model")?;
+        say(&format!(
+            "resumed at step {} (epoch {}, best dev BLEU {:.2})",
+            state.step, state.epoch, state.best_bleu
+        ));
+    }
+    let mut log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log.jsonl"))?;
+
+    let started = Instant::now();
+    let seconds_before = state.train_seconds;
+    let bar = progress_bar(t.max_steps, opts.quiet);
+    bar.set_position(state.step as u64);
+    let (mut loss_sum, mut loss_n, mut tokens) = (0.0f64, 0usize, 0usize);
+    let mut interval_start = Instant::now();
+    let mut epoch_batches = batcher.epoch(state.epoch);
+    while !state.finished {
+        if state.batch_in_epoch >= epoch_batches.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            epoch_batches = batcher.epoch(state.epoch);
+        }
+        let batch = &epoch_batches[state.batch_in_epoch];
+        let lr = state.schedule.lr(state.step + 1);
+        // Dropout masks come from a generator seeded by the step, so a resumed run draws the same.
+        let mut rng =
+            Rng::new(t.seed ^ (state.step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let loss = model.logits(batch, Some(&mut rng)).cross_entropy(
+            &batch.tgt_out,
+            Some(PAD),
+            t.label_smoothing,
+        );
+        let loss_value = loss.item();
+        if !loss_value.is_finite() {
+            bail!("training diverged at step {} (loss {loss_value}); lower train.lr or set train.clip", state.step + 1);
+        }
+        params.zero_grad();
+        loss.backward();
+        drop(loss);
+        if t.clip > 0.0 {
+            clip_grad_norm(&params.vars(), t.clip);
+        }
+        adam.step(lr);
+        state.step += 1;
+        state.batch_in_epoch += 1;
+        state.lr = lr;
+        loss_sum += loss_value as f64;
+        loss_n += 1;
+        tokens += batch.tgt_tokens();
+        let tok_s = tokens as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(state.step as u64);
+        bar.set_message(format!(
+            "loss {:.3} · {:.0} tok/s",
+            loss_sum / loss_n as f64,
+            tok_s
+        ));
+
+        let out_of_time = t.max_minutes > 0.0
+            && started.elapsed().as_secs_f64() + seconds_before > t.max_minutes * 60.0;
+        let last = state.step >= t.max_steps || out_of_time;
+        if state.step % t.valid_every == 0 || last {
+            let train_loss = (loss_sum / loss_n.max(1) as f64) as f32;
+            state.loss_history.push((state.step, train_loss));
+            let (dev_loss, dev_bleu) = validate(&*model, &prep, &dev_batches, &config)?;
+            state.bleu_history.push((state.step, dev_bleu));
+            let improved = dev_bleu > state.best_bleu || state.best_step == 0;
+            if improved {
+                state.best_bleu = dev_bleu;
+                state.best_step = state.step;
+                state.bad_validations = 0;
+                params.save(&dir.join("best.safetensors"))?;
+            } else {
+                state.bad_validations += 1;
+            }
+            state.schedule.on_validation(dev_bleu);
+            let v = Validation {
+                step: state.step,
+                epoch: state.epoch,
+                train_loss,
+                dev_loss,
+                dev_ppl: dev_loss.exp(),
+                dev_bleu,
+                lr,
+                tokens_per_s: tok_s,
+                elapsed_s: seconds_before + started.elapsed().as_secs_f64(),
+            };
+            writeln!(log_file, "{}", serde_json::to_string(&v)?)?;
+            bar.println(format!(
+                "step {:>6}  train loss {:.3}  dev loss {:.3}  ppl {:.2}  dev BLEU {:.2}{}  lr {:.2e}  {:.0} tok/s",
+                v.step, v.train_loss, v.dev_loss, v.dev_ppl, v.dev_bleu, if improved { " *" } else { "" }, lr, tok_s
+            ));
+            let patience_out = t.patience > 0 && state.bad_validations >= t.patience;
+            if patience_out {
+                bar.println(format!(
+                    "early stopping: no better dev BLEU in {} validations",
+                    t.patience
+                ));
+            }
+            state.finished = last || patience_out;
+            state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+            params.save(&dir.join("last.safetensors"))?;
+            save_tensors(&adam.state_tensors(), &dir.join("last.optim.safetensors"))?;
+            write_json(&dir.join("state.json"), &state)?;
+            (loss_sum, loss_n, tokens) = (0.0, 0, 0);
+            interval_start = Instant::now();
+        }
+    }
+    bar.finish_and_clear();
+    evaluate(&config, dir, &*model, &prep, &state, batcher.dropped_long)
+}
+
+/// The learning-rate schedule a config names. `noam` uses `train.lr` as its factor and the model
+/// width as `d_model`; `plateau` halves the rate after a validation without a better dev BLEU.
+fn schedule(config: &Config) -> Schedule {
+    let t = &config.train;
+    match t.schedule.as_str() {
+        "noam" => Schedule::Noam {
+            d_model: config.model.hidden,
+            warmup: t.warmup,
+            factor: t.lr,
+        },
+        "inverse_sqrt" => Schedule::InverseSqrt {
+            lr: t.lr,
+            warmup: t.warmup,
+        },
+        "plateau" => Schedule::Plateau(Plateau::new(t.lr, 0.5, 0, t.lr / 64.0, Mode::Max)),
+        _ => Schedule::Constant { lr: t.lr },
+    }
+}
+
+fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps · {msg} · ETA {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Dev loss (per token, unsmoothed) and greedy dev BLEU.
+fn validate(
+    model: &dyn Seq2Seq,
+    prep: &Prepared,
+    dev_batches: &[Batch],
+    config: &Config,
+) -> Result<(f64, f64)> {
+    let (mut nll, mut n) = (0.0, 0);
+    tensor::no_grad(|| {
+        for b in dev_batches {
+            let logits = model.logits(b, None);
+            let (s, c) = nll_sum(&logits.value(), &b.tgt_out, Some(PAD));
+            nll += s;
+            n += c;
+        }
+    });
+    let limit = match config.train.valid_sentences {
+        0 => prep.dev.len(),
+        k => k.min(prep.dev.len()),
+    };
+    let src: Vec<Vec<u32>> = prep.dev[..limit].iter().map(|(s, _)| s.clone()).collect();
+    let hyps = translate_ids(model, &src, config, 1, 0.0);
+    let hyp_text: Vec<String> = hyps
+        .iter()
+        .map(|h| prep.vocabs.tgt.decode(&h.ids))
+        .collect();
+    let refs: Vec<String> = prep.corpora.dev.pairs[..limit]
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    Ok((nll / n.max(1) as f64, corpus_bleu(&hyp_text, &refs)?.score))
+}
+
+/// Loads the best checkpoint, translates the test set, prints and writes the summary.
+fn evaluate(
+    config: &Config,
+    dir: &Path,
+    model: &dyn Seq2Seq,
+    prep: &Prepared,
+    state: &TrainerState,
+    dropped_long: usize,
+) -> Result<Summary> {
+    model.params().load(&dir.join("best.safetensors"))?;
+    let beam = config.search.beam;
+    let hyps: Vec<Hypothesis> =
+        translate_ids(model, &prep.test_src, config, beam, config.search.alpha);
+    let hyp_text: Vec<String> = hyps
+        .iter()
+        .map(|h| prep.vocabs.tgt.decode(&h.ids))
+        .collect();
+    let refs: Vec<String> = prep
+        .corpora
+        .test
+        .pairs
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    std::fs::write(dir.join("test.hyp.txt"), hyp_text.join("\n") + "\n")?;
+    let summary = Summary {
+        name: config.name.clone(),
+        model: describe(config),
+        test_bleu: corpus_bleu(&hyp_text, &refs)?.score,
+        test_chrf: corpus_chrf(&hyp_text, &refs)?,
+        test_sentences: refs.len(),
+        dev_bleu: state.best_bleu,
+        best_step: state.best_step,
+        steps: state.step,
+        train_seconds: state.train_seconds,
+        params: model.params().count(),
+        threads: tensor::threads::threads(),
+        beam,
+        train_pairs: prep.train.len(),
+        skipped_pairs: dropped_long + prep.corpora.train.skipped_empty,
+    };
+    write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// A one-line description of the model, e.g. "bi-GRU 1×256 → GRU 1×256 + additive attention".
+pub fn describe(config: &Config) -> String {
+    let m = &config.model;
+    if m.kind == "transformer" {
+        return "Transformer".to_string();
+    }
+    let cell = m.cell.to_uppercase();
+    let bi = if m.bidirectional { "bi-" } else { "" };
+    let att = match m.attention.as_str() {
+        "none" => "no attention".to_string(),
+        a => format!("{a} attention"),
+    };
+    format!(
+        "{bi}{cell} {}×{} → {cell} {}×{} + {att}",
+        m.encoder_layers,
+        m.hidden,
+        m.decoder_layers,
+        config.decoder_hidden()
+    )
+}

@@ -1,0 +1,87 @@
+//! Translating many sentences: sort by length, decode in batches, restore the input order.
+
+use crate::config::Config;
+use crate::data::tokenizer::Vocabs;
+use crate::models::Seq2Seq;
+use crate::search::{beam_search, greedy, BeamConfig, Hypothesis};
+
+/// Sentences decoded together in one batch.
+const BATCH: usize = 64;
+
+/// Decodes id sequences with greedy search (`beam == 1`) or beam search; one best hypothesis per
+/// input, in input order. Empty inputs give empty hypotheses.
+pub fn translate_ids(
+    model: &dyn Seq2Seq,
+    sources: &[Vec<u32>],
+    config: &Config,
+    beam: usize,
+    alpha: f32,
+) -> Vec<Hypothesis> {
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by_key(|&i| sources[i].len());
+    let mut out: Vec<Option<Hypothesis>> = vec![None; sources.len()];
+    for chunk in order.chunks(BATCH) {
+        let live: Vec<usize> = chunk
+            .iter()
+            .copied()
+            .filter(|&i| !sources[i].is_empty())
+            .collect();
+        for &i in chunk.iter().filter(|&&i| sources[i].is_empty()) {
+            out[i] = Some(Hypothesis {
+                ids: vec![],
+                log_prob: 0.0,
+                score: 0.0,
+                attention: vec![],
+                scores: vec![],
+            });
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let src_len: Vec<usize> = live.iter().map(|&i| sources[i].len()).collect();
+        let src_max = *src_len.iter().max().unwrap_or(&1);
+        let mut src = vec![0u32; live.len() * src_max];
+        for (r, &i) in live.iter().enumerate() {
+            src[r * src_max..r * src_max + sources[i].len()].copy_from_slice(&sources[i]);
+        }
+        let max_len = config.max_output_len(src_max);
+        let hyps = if beam <= 1 {
+            greedy(model, &src, &src_len, src_max, max_len)
+        } else {
+            let cfg = BeamConfig {
+                beam,
+                alpha,
+                max_len,
+                n_best: 1,
+            };
+            beam_search(model, &src, &src_len, src_max, cfg)
+                .into_iter()
+                .map(|mut n| n.swap_remove(0))
+                .collect()
+        };
+        for (h, &i) in hyps.into_iter().zip(&live) {
+            out[i] = Some(h);
+        }
+    }
+    out.into_iter()
+        .map(|h| h.expect("every input is decoded"))
+        .collect()
+}
+
+/// Tokenizes, translates and detokenizes sentences.
+pub fn translate_text(
+    model: &dyn Seq2Seq,
+    vocabs: &Vocabs,
+    sentences: &[String],
+    config: &Config,
+    beam: usize,
+    alpha: f32,
+) -> anyhow::Result<(Vec<String>, Vec<Hypothesis>)> {
+    let ids = sentences
+        .iter()
+        .map(|s| vocabs.src.encode(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hyps = translate_ids(model, &ids, config, beam, alpha);
+    let text = hyps.iter().map(|h| vocabs.tgt.decode(&h.ids)).collect();
+    Ok((text, hyps))
+}

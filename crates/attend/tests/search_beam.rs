@@ -1,0 +1,145 @@
+//! Beam search against greedy decoding and its own invariants, on small random RNN models.
+
+use attend::config::Config;
+use attend::data::tokenizer::{BOS, EOS};
+use attend::models::{build, Seq2Seq};
+use attend::search::{beam_search, greedy, BeamConfig};
+use tensor::ops::softmax::log_softmax_row;
+
+fn tiny_config(attention: &str, cell: &str) -> Config {
+    let sets = [
+        format!("model.attention=\"{attention}\""),
+        format!("model.cell=\"{cell}\""),
+        "model.embedding=12".to_string(),
+        "model.hidden=8".to_string(),
+        "model.decoder_hidden=16".to_string(),
+        "model.attention_size=10".to_string(),
+    ];
+    Config::load(None, &sets).expect("valid config")
+}
+
+/// A batch of 4 source sentences of different lengths, padded with 0.
+fn sources() -> (Vec<u32>, Vec<usize>, usize) {
+    let rows: [&[u32]; 4] = [&[5, 6, 7, 8, 9], &[10, 4], &[11, 12, 13], &[7]];
+    let s = 5;
+    let mut src = vec![0; rows.len() * s];
+    for (r, row) in rows.iter().enumerate() {
+        src[r * s..r * s + row.len()].copy_from_slice(row);
+    }
+    (src, rows.iter().map(|r| r.len()).collect(), s)
+}
+
+fn models() -> Vec<Box<dyn Seq2Seq>> {
+    let mut out = Vec::new();
+    for (att, cell) in [("additive", "gru"), ("none", "gru"), ("general", "lstm")] {
+        out.push(build(&tiny_config(att, cell), 20, 15, 3).expect("model builds"));
+    }
+    out
+}
+
+#[test]
+fn beam_of_one_equals_greedy() {
+    let (src, len, s) = sources();
+    for model in models() {
+        let g = greedy(&*model, &src, &len, s, 12);
+        let b = beam_search(
+            &*model,
+            &src,
+            &len,
+            s,
+            BeamConfig {
+                beam: 1,
+                alpha: 0.0,
+                max_len: 12,
+                n_best: 1,
+            },
+        );
+        for (g, b) in g.iter().zip(&b) {
+            assert_eq!(g.ids, b[0].ids);
+            assert!(
+                (g.log_prob - b[0].log_prob).abs() < 1e-4,
+                "{} vs {}",
+                g.log_prob,
+                b[0].log_prob
+            );
+        }
+    }
+}
+
+#[test]
+fn n_best_lists_are_sorted_and_distinct() {
+    let (src, len, s) = sources();
+    for model in models() {
+        let cfg = BeamConfig {
+            beam: 5,
+            alpha: 0.6,
+            max_len: 10,
+            n_best: 5,
+        };
+        for hyps in beam_search(&*model, &src, &len, s, cfg) {
+            assert!(!hyps.is_empty() && hyps.len() <= 5);
+            for w in hyps.windows(2) {
+                assert!(
+                    w[0].score >= w[1].score,
+                    "n-best not sorted: {} < {}",
+                    w[0].score,
+                    w[1].score
+                );
+                assert_ne!(w[0].ids, w[1].ids, "duplicate hypotheses in an n-best list");
+            }
+        }
+    }
+}
+
+#[test]
+fn hypothesis_log_probabilities_are_the_models_own() {
+    // Re-score each n-best hypothesis by feeding its tokens back through the decoder: the sum of the
+    // per-token log-probabilities (EOS included when it was emitted) is the reported log_prob.
+    let (src, len, s) = sources();
+    for model in models() {
+        let cfg = BeamConfig {
+            beam: 3,
+            alpha: 0.6,
+            max_len: 9,
+            n_best: 3,
+        };
+        for (row, hyps) in beam_search(&*model, &src, &len, s, cfg).iter().enumerate() {
+            for h in hyps {
+                let one = &src[row * s..(row + 1) * s];
+                let mut dec = model.begin(one, &len[row..row + 1], s);
+                let mut prev = BOS;
+                let mut total = 0.0f32;
+                let ended = h.ids.len() < 9;
+                let targets: Vec<u32> = h.ids.iter().copied().chain(ended.then_some(EOS)).collect();
+                for &y in &targets {
+                    let mut lp = tensor::no_grad(|| dec.step(&[prev])).logits.data().to_vec();
+                    log_softmax_row(&mut lp);
+                    total += lp[y as usize];
+                    prev = y;
+                }
+                assert!(
+                    (total - h.log_prob).abs() < 1e-3,
+                    "re-scored {total} vs {}",
+                    h.log_prob
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_rows_are_distributions_over_the_real_source() {
+    let (src, len, s) = sources();
+    let model = build(&tiny_config("additive", "gru"), 20, 15, 3).expect("model builds");
+    for (h, &l) in greedy(&*model, &src, &len, s, 8).iter().zip(&len) {
+        assert_eq!(
+            h.attention.len(),
+            h.ids.len() + usize::from(h.ids.len() < 8)
+        );
+        for row in &h.attention {
+            assert_eq!(row.len(), l);
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5 && row.iter().all(|&w| w >= 0.0));
+        }
+    }
+}
