@@ -1,0 +1,362 @@
+//! Multi-head attention (Vaswani et al. 2017, *Attention Is All You Need*, §3.2.2), equal to
+//! `torch.nn.MultiheadAttention(d_model, heads, batch_first=True)`.
+//!
+//! ```text
+//! Q = x_q W_Qᵀ + b_Q,  K = x_kv W_Kᵀ + b_K,  V = x_kv W_Vᵀ + b_V          [B, T|S, d]
+//! head_i = softmax(Q_i K_iᵀ / √d_h + M) V_i      Q_i = columns i·d_h..(i+1)·d_h, d_h = d / H
+//! output = concat(head_1, …, head_H) W_Oᵀ + b_O
+//! ```
+//!
+//! Shapes: `query [B, T, d]`, `key_value [B, S, d]` (the same sequence for self-attention, the encoder
+//! memory for cross-attention), `key_padding [B, S]` and `attn_mask [T, S]` (1 = masked, see
+//! [`mask`](crate::attention::mask)) → `(output [B, T, d], weights [B, H, T, S])`, the weights per
+//! head (PyTorch's `average_attn_weights=False`; their mean over `H` is its default).
+//!
+//! Parameters carry PyTorch's names so that a `torch.nn.Transformer` state dict loads unchanged:
+//! `{prefix}.in_proj_weight [3d, d]` (rows `[W_Q; W_K; W_V]`), `{prefix}.in_proj_bias [3d]`,
+//! `{prefix}.out_proj.weight [d, d]`, `{prefix}.out_proj.bias [d]`.
+//!
+//! Incremental decoding: [`forward_step`](MultiHeadAttention::forward_step) projects only the new
+//! positions and appends their keys and values to a [`KvCache`] (`[B, H, t, d_h]`), so that a decoder
+//! step costs O(t), not O(t²); [`project_memory`](MultiHeadAttention::project_memory) projects the
+//! encoder memory once for cross-attention ([`KvMemory`]). Both reorder their batch rows for beam
+//! search. Dropout on the attention weights (training only) is applied after the returned weights
+//! are taken, so the weights are always the softmax.
+
+use crate::attention::mask::{causal_mask_after, combine, key_padding_broadcast};
+use crate::attention::scaled_dot::{attention_weights, weighted_values};
+use crate::attention::{shape_error, AttentionError};
+use crate::nn::{Linear, Params};
+use tensor::{Rng, Tensor, Var};
+
+const LAYER: &str = "multi-head attention";
+
+/// PyTorch-compatible multi-head attention.
+pub struct MultiHeadAttention {
+    /// `[3d, d]`, rows `[W_Q; W_K; W_V]`.
+    pub in_proj_weight: Var,
+    /// `[3d]`, `[b_Q; b_K; b_V]`.
+    pub in_proj_bias: Var,
+    /// `W_O [d, d]`, `b_O [d]`.
+    pub out_proj: Linear,
+    pub heads: usize,
+    /// Dropout probability on the attention weights during training.
+    pub dropout: f32,
+}
+
+/// Projected keys and values of a sequence, split into heads: `k, v [B, H, S, d_h]`.
+#[derive(Clone)]
+pub struct KvMemory {
+    pub k: Var,
+    pub v: Var,
+}
+
+impl KvMemory {
+    /// Batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.k.dim(0)
+    }
+
+    /// Number of positions `S`.
+    pub fn len(&self) -> usize {
+        self.k.dim(2)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `rows` of the batch (repeats allowed): `[B, H, S, d_h] → [rows.len(), H, S, d_h]`
+    /// (beam search expands and reorders hypotheses with it).
+    pub fn select_rows(&self, rows: &[u32]) -> Result<KvMemory, AttentionError> {
+        let batch = self.batch();
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
+            return Err(AttentionError::Row {
+                layer: "KvMemory::select_rows",
+                row: row as usize,
+                batch,
+            });
+        }
+        let pick = |x: &Var| {
+            let mut shape = x.shape();
+            let rest = shape[1..].iter().product();
+            shape[0] = rows.len();
+            x.reshape(&[batch, rest]).gather_rows(rows).reshape(&shape)
+        };
+        Ok(KvMemory {
+            k: pick(&self.k),
+            v: pick(&self.v),
+        })
+    }
+}
+
+/// The keys and values of the positions decoded so far, for one self-attention layer.
+#[derive(Clone, Default)]
+pub struct KvCache {
+    memory: Option<KvMemory>,
+}
+
+impl KvCache {
+    pub fn new() -> KvCache {
+        KvCache::default()
+    }
+
+    /// Number of cached positions `t`.
+    pub fn len(&self) -> usize {
+        self.memory.as_ref().map_or(0, KvMemory::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached keys and values `[B, H, t, d_h]`, if any.
+    pub fn memory(&self) -> Option<&KvMemory> {
+        self.memory.as_ref()
+    }
+
+    /// Keeps batch rows `rows` (repeats allowed), as [`KvMemory::select_rows`].
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), AttentionError> {
+        if let Some(m) = &self.memory {
+            self.memory = Some(m.select_rows(rows)?);
+        }
+        Ok(())
+    }
+
+    /// Appends `k, v [B, H, n, d_h]` after the cached positions.
+    fn append(&mut self, new: KvMemory) -> Result<&KvMemory, AttentionError> {
+        let memory = match self.memory.take() {
+            None => new,
+            Some(old) => {
+                if old.k.shape()[..2] != new.k.shape()[..2] {
+                    let found = new.k.shape();
+                    self.memory = Some(old);
+                    return Err(shape_error(
+                        LAYER,
+                        "step keys (batch, heads)",
+                        &found,
+                        "the batch and heads of the cache (call select_rows when the batch changes)",
+                    ));
+                }
+                KvMemory {
+                    k: Var::concat(&[old.k, new.k], 2),
+                    v: Var::concat(&[old.v, new.v], 2),
+                }
+            }
+        };
+        Ok(self.memory.insert(memory))
+    }
+}
+
+impl MultiHeadAttention {
+    /// Registers the parameters under `prefix`, initialised as PyTorch does: `in_proj_weight`
+    /// Xavier-uniform, `out_proj.weight` `U(±1/√d)`, biases zero. Errors if `heads` does not divide
+    /// `d_model`.
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        d_model: usize,
+        heads: usize,
+        dropout: f32,
+        rng: &mut Rng,
+    ) -> Result<MultiHeadAttention, AttentionError> {
+        if heads == 0 || d_model % heads != 0 {
+            return Err(AttentionError::Heads { d_model, heads });
+        }
+        let xavier = (6.0 / (4 * d_model) as f32).sqrt();
+        let in_proj_weight = params.uniform(
+            &format!("{prefix}.in_proj_weight"),
+            &[3 * d_model, d_model],
+            xavier,
+            rng,
+        );
+        let in_proj_bias = params.add(
+            &format!("{prefix}.in_proj_bias"),
+            Tensor::zeros(&[3 * d_model]),
+        );
+        let out_proj = Linear {
+            weight: params.uniform(
+                &format!("{prefix}.out_proj.weight"),
+                &[d_model, d_model],
+                1.0 / (d_model as f32).sqrt(),
+                rng,
+            ),
+            bias: Some(params.add(
+                &format!("{prefix}.out_proj.bias"),
+                Tensor::zeros(&[d_model]),
+            )),
+        };
+        Ok(MultiHeadAttention {
+            in_proj_weight,
+            in_proj_bias,
+            out_proj,
+            heads,
+            dropout,
+        })
+    }
+
+    /// The model width `d`.
+    pub fn d_model(&self) -> usize {
+        self.in_proj_weight.dim(1)
+    }
+
+    /// `d`, checking that the parameters fit `heads`.
+    fn checked_d_model(&self) -> Result<usize, AttentionError> {
+        let d = self.d_model();
+        let ws = self.in_proj_weight.shape();
+        if self.heads == 0 || d % self.heads != 0 || ws != [3 * d, d] {
+            return Err(AttentionError::Heads {
+                d_model: d,
+                heads: self.heads,
+            });
+        }
+        Ok(d)
+    }
+
+    /// `x [B, L, d]` through rows `part·d..(part+n)·d` of the input projection → `[B, L, n·d]`.
+    fn project(
+        &self,
+        x: &Var,
+        part: usize,
+        n: usize,
+        what: &'static str,
+    ) -> Result<Var, AttentionError> {
+        let d = self.checked_d_model()?;
+        let xs = x.shape();
+        if xs.len() != 3 || xs[2] != d {
+            return Err(shape_error(LAYER, what, &xs, format!("[B, L, {d}]")));
+        }
+        let w = self.in_proj_weight.narrow(0, part * d, n * d);
+        let b = self.in_proj_bias.narrow(0, part * d, n * d);
+        Ok(x.linear(&w, Some(&b)))
+    }
+
+    /// `[B, L, d] → [B, H, L, d_h]`.
+    fn split_heads(&self, x: &Var) -> Var {
+        let s = x.shape();
+        let dh = s[2] / self.heads;
+        x.reshape(&[s[0], s[1], self.heads, dh])
+            .permute(&[0, 2, 1, 3])
+    }
+
+    /// Keys and values of `memory [B, S, d]`, projected and split into heads once (cross-attention
+    /// over the encoder output during decoding).
+    pub fn project_memory(&self, memory: &Var) -> Result<KvMemory, AttentionError> {
+        let kv = self.project(memory, 1, 2, "keys/values")?; // [B, S, 2d]
+        let d = self.d_model();
+        Ok(KvMemory {
+            k: self.split_heads(&kv.narrow(2, 0, d)), // [B, H, S, d_h]
+            v: self.split_heads(&kv.narrow(2, d, d)), // [B, H, S, d_h]
+        })
+    }
+
+    /// `query [B, T, d]` attends over `key_value [B, S, d]`; see the module doc. `dropout_rng`:
+    /// `Some` while training (dropout on the weights), `None` otherwise.
+    pub fn forward(
+        &self,
+        query: &Var,
+        key_value: &Var,
+        key_padding: Option<&Tensor>,
+        attn_mask: Option<&Tensor>,
+        dropout_rng: Option<&mut Rng>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let memory = self.project_memory(key_value)?;
+        self.attend(query, &memory, key_padding, attn_mask, dropout_rng)
+    }
+
+    /// `query [B, T, d]` attends over projected `memory` (`[B, H, S, d_h]`), with `key_padding
+    /// [B, S]` and `attn_mask [T, S]` → `(output [B, T, d], weights [B, H, T, S])`.
+    pub fn attend(
+        &self,
+        query: &Var,
+        memory: &KvMemory,
+        key_padding: Option<&Tensor>,
+        attn_mask: Option<&Tensor>,
+        dropout_rng: Option<&mut Rng>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let q = self.split_heads(&self.project(query, 0, 1, "query")?); // [B, H, T, d_h]
+        let (b, t, s) = (q.dim(0), q.dim(2), memory.len());
+        let ks = memory.k.shape();
+        if ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
+            return Err(shape_error(
+                LAYER,
+                "projected memory",
+                &ks,
+                format!("[{b}, {}, S, d_h] for keys and values", self.heads),
+            ));
+        }
+        let mask = match (key_padding, attn_mask) {
+            (None, None) => None,
+            (Some(p), None) => Some(check_key_padding(p, b, s)?),
+            (None, Some(a)) => Some(check_attn_mask(a, t, s)?),
+            (Some(p), Some(a)) => Some(combine(
+                &check_key_padding(p, b, s)?,
+                &check_attn_mask(a, t, s)?,
+            )?),
+        };
+        self.attend_heads(&q, memory, mask.as_ref(), dropout_rng)
+    }
+
+    /// Per-head queries `q [B, H, T, d_h]` over `memory` with a ready mask (broadcastable to
+    /// `[B, H, T, S]`) → `(output [B, T, d], weights [B, H, T, S])`.
+    fn attend_heads(
+        &self,
+        q: &Var,
+        memory: &KvMemory,
+        mask: Option<&Tensor>,
+        dropout_rng: Option<&mut Rng>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let weights = attention_weights(q, &memory.k, mask)?; // [B, H, T, S]
+        let attended = match dropout_rng {
+            Some(rng) if self.dropout > 0.0 => weights.dropout(self.dropout, rng),
+            _ => weights.clone(),
+        };
+        let heads = weighted_values(&attended, &memory.v)?; // [B, H, T, d_h]
+        let (b, t, d) = (q.dim(0), q.dim(2), self.d_model());
+        let merged = heads.permute(&[0, 2, 1, 3]).reshape(&[b, t, d]); // [B, T, d]
+        Ok((self.out_proj.forward(&merged), weights))
+    }
+
+    /// Causal self-attention for the `n` newest positions `x [B, n, d]` (usually `n = 1`): their keys
+    /// and values are appended to `cache`, and each attends over every cached position up to itself
+    /// → `(output [B, n, d], weights [B, H, n, t + n])`. Step by step this equals
+    /// [`forward`](MultiHeadAttention::forward) over the whole sequence with a causal mask.
+    pub fn forward_step(&self, x: &Var, cache: &mut KvCache) -> Result<(Var, Var), AttentionError> {
+        let qkv = self.project(x, 0, 3, "step input")?; // [B, n, 3d]
+        let (d, n, past) = (self.d_model(), x.dim(1), cache.len());
+        let new = KvMemory {
+            k: self.split_heads(&qkv.narrow(2, d, d)), // [B, H, n, d_h]
+            v: self.split_heads(&qkv.narrow(2, 2 * d, d)),
+        };
+        let memory = cache.append(new)?.clone(); // [B, H, t + n, d_h]
+        let causal = (n > 1).then(|| causal_mask_after(n, past));
+        let q = self.split_heads(&qkv.narrow(2, 0, d)); // [B, H, n, d_h]
+        self.attend_heads(&q, &memory, causal.as_ref(), None)
+    }
+}
+
+/// `[B, S]` key padding mask → `[B, 1, 1, S]`.
+fn check_key_padding(mask: &Tensor, b: usize, s: usize) -> Result<Tensor, AttentionError> {
+    if mask.shape() != [b, s] {
+        return Err(shape_error(
+            LAYER,
+            "key padding mask",
+            mask.shape(),
+            format!("[{b}, {s}]"),
+        ));
+    }
+    key_padding_broadcast(mask, 4)
+}
+
+/// `[T, S]` attention mask, used as is (it broadcasts over batch and heads).
+fn check_attn_mask(mask: &Tensor, t: usize, s: usize) -> Result<Tensor, AttentionError> {
+    if mask.shape() != [t, s] {
+        return Err(shape_error(
+            LAYER,
+            "attention mask",
+            mask.shape(),
+            format!("[{t}, {s}]"),
+        ));
+    }
+    Ok(mask.clone())
+}
