@@ -23,6 +23,21 @@ struct Node {
     backward: Option<BackwardFn>,
 }
 
+/// Frees the graph behind a node without recursion: a node owning the last handle to its parents
+/// hands them to a work list instead of dropping them in place, so that a chain as deep as a long
+/// recurrence (hundreds of thousands of nodes) cannot overflow the stack when the loss is dropped.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.parents);
+        while let Some(Var(rc)) = pending.pop() {
+            if let Ok(mut node) = Rc::try_unwrap(rc) {
+                pending.append(&mut node.parents);
+                // `node` drops here with no parents left.
+            }
+        }
+    }
+}
+
 /// A tensor value on the tape. Cloning a `Var` clones a handle, not the data.
 #[derive(Clone)]
 pub struct Var(Rc<Node>);
@@ -36,12 +51,17 @@ pub fn is_grad_enabled() -> bool {
     GRAD_ENABLED.with(|g| g.get())
 }
 
-/// Runs `f` without recording the tape (inference).
+/// Runs `f` without recording the tape (inference). Recording is restored afterwards even if `f`
+/// panics (a caught panic must not leave the thread silently untaped).
 pub fn no_grad<T>(f: impl FnOnce() -> T) -> T {
-    let prev = GRAD_ENABLED.with(|g| g.replace(false));
-    let out = f();
-    GRAD_ENABLED.with(|g| g.set(prev));
-    out
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GRAD_ENABLED.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(GRAD_ENABLED.with(|g| g.replace(false)));
+    f()
 }
 
 impl Var {
