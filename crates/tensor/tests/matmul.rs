@@ -1,7 +1,12 @@
-//! Matrix products against a float64 reference on random shapes, with every transpose combination,
-//! and their gradient checks.
+//! Matrix products against a float64 reference on random shapes, with every transpose combination:
+//! 2-D, batched over one or two leading axes, a 2-D weight shared over a batch, the threaded and the
+//! per-batch-parallel paths, the raw gemm kernel (accumulate, k = 0); and their gradient checks.
 
+mod common;
+
+use common::{assert_close, assert_grads, random_shape};
 use tensor::gradcheck::check_gradients;
+use tensor::kernels::gemm;
 use tensor::ops::matmul::matmul_tensors;
 use tensor::{Rng, Tensor, Var};
 
@@ -86,4 +91,192 @@ fn shared_weight_forward_equals_per_batch_products() {
             assert!((*g as f64 - r).abs() < 1e-4);
         }
     }
+}
+
+/// Plain float64 batched `op(a)·op(b)`: `a [..., *, *]`, `b` with the same leading axes or 2-D.
+fn batched_reference(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> (Vec<usize>, Vec<f64>) {
+    let (ar, br) = (a.rank(), b.rank());
+    let (a2, b2) = (&a.shape()[ar - 2..], &b.shape()[br - 2..]);
+    let batch: usize = a.shape()[..ar - 2].iter().product();
+    let (sa, sb) = (a2[0] * a2[1], b2[0] * b2[1]);
+    let shared = br == 2;
+    let mut out = Vec::new();
+    for i in 0..batch {
+        let ai = Tensor::from_vec(a.data()[i * sa..(i + 1) * sa].to_vec(), a2);
+        let bi = if shared {
+            b.clone()
+        } else {
+            Tensor::from_vec(b.data()[i * sb..(i + 1) * sb].to_vec(), b2)
+        };
+        out.extend(reference(&ai, &bi, ta, tb));
+    }
+    let m = if ta { a2[1] } else { a2[0] };
+    let n = if tb { b2[0] } else { b2[1] };
+    let mut shape = a.shape()[..ar - 2].to_vec();
+    shape.extend([m, n]);
+    (shape, out)
+}
+
+/// Stored operand shapes for `op(A) [m, k]`, `op(B) [k, n]` behind `lead` batch axes.
+fn operand_shapes(
+    lead: &[usize],
+    (m, k, n): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut sa = lead.to_vec();
+    sa.extend(if ta { [k, m] } else { [m, k] });
+    let mut sb = lead.to_vec();
+    sb.extend(if tb { [n, k] } else { [k, n] });
+    (sa, sb)
+}
+
+const TRANSPOSES: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+#[test]
+fn batched_matmul_matches_f64_reference_on_random_shapes() {
+    let mut rng = Rng::new(6);
+    for _ in 0..12 {
+        let lead = random_shape(&mut rng, 1, 2, 4);
+        let mkn = (1 + rng.below(20), 1 + rng.below(20), 1 + rng.below(20));
+        for (ta, tb) in TRANSPOSES {
+            let (sa, sb) = operand_shapes(&lead, mkn, ta, tb);
+            let a = Tensor::randn(&sa, 0.0, 1.0, &mut rng);
+            let b = Tensor::randn(&sb, 0.0, 1.0, &mut rng);
+            let (shape, want) = batched_reference(&a, &b, ta, tb);
+            let what = format!("batched {sa:?}·{sb:?} ta={ta} tb={tb}");
+            assert_close(&what, &matmul_tensors(&a, &b, ta, tb), &shape, &want, 1e-5);
+            let v = Var::constant(a).matmul_t(&Var::constant(b), ta, tb);
+            assert_close(&what, &v.value(), &shape, &want, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn large_products_on_the_threaded_paths_match_f64_reference() {
+    // ≥ 2¹⁸ multiply-adds: threaded gemm for a 2-D product, and the per-batch loop (rather than the
+    // parallel-over-batch path) for a batched one.
+    let mut rng = Rng::new(7);
+    for (ta, tb) in TRANSPOSES {
+        let (sa, sb) = operand_shapes(&[], (70, 65, 61), ta, tb);
+        let a = Tensor::randn(&sa, 0.0, 1.0, &mut rng);
+        let b = Tensor::randn(&sb, 0.0, 1.0, &mut rng);
+        let (shape, want) = batched_reference(&a, &b, ta, tb);
+        assert_close(
+            "large 2-D",
+            &matmul_tensors(&a, &b, ta, tb),
+            &shape,
+            &want,
+            1e-4,
+        );
+        let (sa, sb) = operand_shapes(&[2], (64, 72, 60), ta, tb);
+        let a = Tensor::randn(&sa, 0.0, 1.0, &mut rng);
+        let b = Tensor::randn(&sb, 0.0, 1.0, &mut rng);
+        let (shape, want) = batched_reference(&a, &b, ta, tb);
+        assert_close(
+            "large batched",
+            &matmul_tensors(&a, &b, ta, tb),
+            &shape,
+            &want,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn a_shared_2d_weight_matches_f64_reference_with_and_without_transpose() {
+    let mut rng = Rng::new(8);
+    for _ in 0..6 {
+        let lead = random_shape(&mut rng, 1, 2, 4);
+        let (m, k, n) = (1 + rng.below(9), 1 + rng.below(9), 1 + rng.below(9));
+        for tb in [false, true] {
+            let mut sa = lead.clone();
+            sa.extend([m, k]);
+            let sb = if tb { [n, k] } else { [k, n] };
+            let a = Tensor::randn(&sa, 0.0, 1.0, &mut rng);
+            let b = Tensor::randn(&sb, 0.0, 1.0, &mut rng);
+            let (shape, want) = batched_reference(&a, &b, false, tb);
+            let what = format!("shared {sa:?}·{sb:?} tb={tb}");
+            assert_close(
+                &what,
+                &matmul_tensors(&a, &b, false, tb),
+                &shape,
+                &want,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_gradients_pass_finite_differences_for_every_transpose() {
+    let mut rng = Rng::new(9);
+    for lead in [vec![3], vec![2, 2]] {
+        for (ta, tb) in TRANSPOSES {
+            let (sa, sb) = operand_shapes(&lead, (3, 4, 2), ta, tb);
+            let a = Tensor::randn(&sa, 0.0, 1.0, &mut rng);
+            let b = Tensor::randn(&sb, 0.0, 1.0, &mut rng);
+            assert_grads(
+                &format!("batched {sa:?}·{sb:?} ta={ta} tb={tb}"),
+                |v| v[0].matmul_t(&v[1], ta, tb),
+                &[a, b],
+                1e-2,
+                2e-3,
+            );
+        }
+    }
+    // A shared weight, not transposed (the transposed one is the linear layer above).
+    let x = Tensor::randn(&[2, 3, 4], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[4, 5], 0.0, 1.0, &mut rng);
+    assert_grads("shared weight", |v| v[0].matmul(&v[1]), &[x, w], 1e-2, 2e-3);
+}
+
+#[test]
+fn gemm_kernel_accumulates_and_handles_an_empty_inner_axis() {
+    let mut rng = Rng::new(10);
+    let a = Tensor::randn(&[4, 3], 0.0, 1.0, &mut rng);
+    let b = Tensor::randn(&[3, 5], 0.0, 1.0, &mut rng);
+    let c0 = Tensor::randn(&[4, 5], 0.0, 1.0, &mut rng);
+    let mut c = c0.data().to_vec();
+    gemm::matmul(&mut c, a.data(), b.data(), 4, 3, 5, false, false, true);
+    let want: Vec<f64> = reference(&a, &b, false, false)
+        .iter()
+        .zip(c0.data())
+        .map(|(p, &c)| p + c as f64)
+        .collect();
+    assert_close(
+        "c += a·b",
+        &Tensor::from_vec(c, &[4, 5]),
+        &[4, 5],
+        &want,
+        1e-5,
+    );
+    // k = 0: the product is zero (overwrite) or leaves c unchanged (accumulate).
+    let mut c = c0.data().to_vec();
+    gemm::matmul(&mut c, &[], &[], 4, 0, 5, false, false, true);
+    assert_eq!(c, c0.data());
+    gemm::matmul(&mut c, &[], &[], 4, 0, 5, false, false, false);
+    assert!(c.iter().all(|&x| x == 0.0));
+}
+
+#[test]
+#[should_panic(expected = "inner sizes differ")]
+fn mismatched_inner_sizes_panic() {
+    matmul_tensors(
+        &Tensor::zeros(&[2, 3]),
+        &Tensor::zeros(&[4, 2]),
+        false,
+        false,
+    );
+}
+
+#[test]
+#[should_panic(expected = "batch axes differ")]
+fn mismatched_batch_axes_panic() {
+    matmul_tensors(
+        &Tensor::zeros(&[2, 2, 3]),
+        &Tensor::zeros(&[3, 3, 2]),
+        false,
+        false,
+    );
 }
