@@ -172,7 +172,7 @@ impl Tensor {
     /// Rows `rows` of axis 0, in that order (repeats allowed): `[N, ...] → [rows.len(), ...]`.
     pub fn select_rows(&self, rows: &[usize]) -> Tensor {
         let n = self.shape.first().copied().unwrap_or(0);
-        let width = if n == 0 { 0 } else { self.data.len() / n };
+        let width = self.data.len().checked_div(n).unwrap_or(0);
         let mut data = Vec::with_capacity(rows.len() * width);
         for &r in rows {
             assert!(r < n, "select_rows: row {r} of {n}");

@@ -231,11 +231,17 @@ fn scalar_ops_match_f64_and_pass_gradient_checks() {
             1e-6,
         );
         assert_close("neg", &xv.neg().value(), &shape, &negated, 0.0);
-        assert_grads("scale", |v| v[0].scale(s), &[x.clone()], 1e-2, 1e-3);
+        assert_grads(
+            "scale",
+            |v| v[0].scale(s),
+            std::slice::from_ref(&x),
+            1e-2,
+            1e-3,
+        );
         assert_grads(
             "add_scalar",
             |v| v[0].add_scalar(s),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             1e-2,
             1e-3,
         );

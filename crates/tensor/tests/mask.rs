@@ -76,7 +76,7 @@ fn gradients_pass_finite_differences_and_are_zero_where_masked() {
         assert_grads(
             &format!("masked_fill {sx:?} {sm:?}"),
             |v| v[0].masked_fill(&mask, -3.0),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             1e-2,
             1e-3,
         );

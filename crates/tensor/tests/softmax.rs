@@ -159,7 +159,7 @@ fn gradients_pass_finite_differences() {
         assert_grads(
             &format!("softmax {shape:?}"),
             |v| v[0].softmax(),
-            &[x.clone()],
+            std::slice::from_ref(&x),
             1e-2,
             2e-3,
         );

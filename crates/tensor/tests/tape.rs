@@ -85,7 +85,10 @@ fn no_grad_records_nothing_and_restores_recording() {
 fn recording_is_restored_after_a_panic_inside_no_grad() {
     let caught = std::panic::catch_unwind(|| no_grad(|| panic!("inside no_grad")));
     assert!(caught.is_err());
-    assert!(is_grad_enabled(), "a panic inside no_grad left recording off");
+    assert!(
+        is_grad_enabled(),
+        "a panic inside no_grad left recording off"
+    );
 }
 
 #[test]
