@@ -160,7 +160,7 @@ impl MultiHeadAttention {
         dropout: f32,
         rng: &mut Rng,
     ) -> Result<MultiHeadAttention, AttentionError> {
-        if heads == 0 || d_model % heads != 0 {
+        if heads == 0 || !d_model.is_multiple_of(heads) {
             return Err(AttentionError::Heads { d_model, heads });
         }
         let xavier = (6.0 / (4 * d_model) as f32).sqrt();
@@ -204,7 +204,7 @@ impl MultiHeadAttention {
     fn checked_d_model(&self) -> Result<usize, AttentionError> {
         let d = self.d_model();
         let ws = self.in_proj_weight.shape();
-        if self.heads == 0 || d % self.heads != 0 || ws != [3 * d, d] {
+        if self.heads == 0 || !d.is_multiple_of(self.heads) || ws != [3 * d, d] {
             return Err(AttentionError::Heads {
                 d_model: d,
                 heads: self.heads,

@@ -1,0 +1,489 @@
+//! Multi-head attention: PyTorch golden values, float64 reference, gradients, the KV cache, and the
+//! invariants (padding, causality, permutation equivariance).
+
+mod attention_support;
+
+use attend::attention::mask::{causal_mask, padding_mask};
+use attend::attention::{AttentionError, KvCache, MultiHeadAttention};
+use attend::nn::{Linear, Params};
+use attention_support::*;
+use tensor::gradcheck::check_gradients;
+use tensor::{Rng, Tensor, Var};
+
+/// The layer over `[in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias]`.
+fn layer(p: &[Var], heads: usize) -> MultiHeadAttention {
+    MultiHeadAttention {
+        in_proj_weight: p[0].clone(),
+        in_proj_bias: p[1].clone(),
+        out_proj: Linear {
+            weight: p[2].clone(),
+            bias: Some(p[3].clone()),
+        },
+        heads,
+        dropout: 0.0,
+    }
+}
+
+const PARAMS: [&str; 4] = [
+    "in_proj_weight",
+    "in_proj_bias",
+    "out_proj.weight",
+    "out_proj.bias",
+];
+
+fn random_layer(d: usize, heads: usize, rng: &mut Rng) -> MultiHeadAttention {
+    let mut params = Params::new();
+    let l = MultiHeadAttention::new(&mut params, "mha", d, heads, 0.0, rng).unwrap();
+    // Non-zero biases, so that the test sees them.
+    for (_, v) in params.iter() {
+        let shape = v.shape();
+        *v.value_mut() = Tensor::randn(&shape, 0.0, 0.4, rng);
+    }
+    l
+}
+
+/// Mean over heads: `[B, H, T, S] → [B, T, S]` (PyTorch's default `average_attn_weights`).
+fn mean_over_heads(w: &Tensor) -> Tensor {
+    let (b, h, t, s) = (w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    let mut out = vec![0.0; b * t * s];
+    for bi in 0..b {
+        for hi in 0..h {
+            for k in 0..t * s {
+                out[bi * t * s + k] += w.data()[(bi * h + hi) * t * s + k] / h as f32;
+            }
+        }
+    }
+    Tensor::from_vec(out, &[b, t, s])
+}
+
+#[test]
+fn equals_pytorch_multihead_attention_cross_and_self() {
+    let f = fixture("mha");
+    for case in ["cross", "self"] {
+        let t = |n: &str| get(&f, &format!("{case}.{n}"));
+        let inputs: &[&str] = if case == "cross" {
+            &["query", "memory"]
+        } else {
+            &["x"]
+        };
+        for (which, out_index) in [("grad", 0), ("grad_w", 1)] {
+            let params: Vec<Var> = PARAMS.iter().map(|n| param(t(n))).collect();
+            let l = layer(&params, 4);
+            let xs: Vec<Var> = inputs.iter().map(|n| param(t(n))).collect();
+            let (out, w) = if case == "cross" {
+                let pad = t("key_padding_mask");
+                l.forward(&xs[0], &xs[1], Some(&pad), None, None).unwrap()
+            } else {
+                let causal = t("attn_mask");
+                assert_eq!(
+                    causal,
+                    causal_mask(5),
+                    "the fixture's mask is the causal mask"
+                );
+                l.forward(&xs[0], &xs[0], None, Some(&causal), None)
+                    .unwrap()
+            };
+            assert_tensors_close(&out.to_tensor(), &t("attn_output"), 1e-5, "output");
+            let wt = w.to_tensor();
+            assert_tensors_close(&wt, &t("attn_weights_per_head"), 1e-5, "weights");
+            let mean = mean_over_heads(&wt);
+            assert_tensors_close(&mean, &t("attn_weights"), 1e-5, "mean weights");
+            if out_index == 0 {
+                out.backward_with(t("grad_out.attn_output"));
+            } else {
+                w.backward_with(t("grad_out.attn_weights_per_head"));
+            }
+            for (n, v) in PARAMS.iter().chain(inputs).zip(params.iter().chain(&xs)) {
+                let key = format!("{which}.{n}");
+                assert_tensors_close(&grad(v), &t(&key), 1e-5, &format!("{case}.{key}"));
+            }
+        }
+    }
+}
+
+/// f64 reference: `(output [B, T, d], weights [B, H, T, S])`.
+fn reference(
+    l: &MultiHeadAttention,
+    query: &Tensor,
+    memory: &Tensor,
+    masked: impl Fn(usize, usize, usize) -> bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let (b, t, s, d, h) = (
+        query.dim(0),
+        query.dim(1),
+        memory.dim(1),
+        query.dim(2),
+        l.heads,
+    );
+    let dh = d / h;
+    let w = f64s(&l.in_proj_weight.value());
+    let bias = f64s(&l.in_proj_bias.value());
+    let proj = |x: &Tensor, part: usize, rows: usize| {
+        ref_linear(
+            &f64s(x),
+            &w[part * d * d..(part + 1) * d * d],
+            Some(&bias[part * d..(part + 1) * d]),
+            rows,
+            d,
+            d,
+        )
+    };
+    let (q, k, v) = (
+        proj(query, 0, b * t),
+        proj(memory, 1, b * s),
+        proj(memory, 2, b * s),
+    );
+    // Head hd of row bi: columns hd·dh..(hd+1)·dh.
+    let head = |x: &[f64], bi: usize, hd: usize, len: usize| -> Vec<f64> {
+        (0..len)
+            .flat_map(|i| {
+                let start = (bi * len + i) * d + hd * dh;
+                x[start..start + dh].to_vec()
+            })
+            .collect()
+    };
+    let mut concat = vec![0.0; b * t * d];
+    let mut weights = Vec::new();
+    for bi in 0..b {
+        for hd in 0..h {
+            let e = ref_scores(
+                &head(&q, bi, hd, t),
+                &head(&k, bi, hd, s),
+                t,
+                s,
+                dh,
+                1.0 / (dh as f64).sqrt(),
+            );
+            let (c, a) =
+                ref_softmax_context(&e, &head(&v, bi, hd, s), t, s, dh, |i, j| masked(bi, i, j));
+            for i in 0..t {
+                let dst = (bi * t + i) * d + hd * dh;
+                concat[dst..dst + dh].copy_from_slice(&c[i * dh..(i + 1) * dh]);
+            }
+            weights.extend(a);
+        }
+    }
+    let out = ref_linear(
+        &concat,
+        &f64s(&l.out_proj.weight.value()),
+        Some(&f64s(&l.out_proj.bias.as_ref().expect("bias").value())),
+        b * t,
+        d,
+        d,
+    );
+    (out, weights)
+}
+
+#[test]
+fn matches_a_float64_reference_on_random_shapes() {
+    let mut rng = Rng::new(41);
+    for round in 0..6 {
+        let heads = 1 + rng.below(4);
+        let d = heads * (1 + rng.below(4));
+        let (b, t) = (1 + rng.below(3), 1 + rng.below(5));
+        let is_self = round % 2 == 0;
+        let s = if is_self { t } else { 1 + rng.below(6) };
+        let l = random_layer(d, heads, &mut rng);
+        let query = Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng);
+        let memory = if is_self {
+            query.clone()
+        } else {
+            Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng)
+        };
+        let (pad, lengths) = random_padding(b, s, &mut rng);
+        let causal = is_self.then(|| causal_mask(t));
+        let (out, w) = l
+            .forward(
+                &Var::constant(query.clone()),
+                &Var::constant(memory.clone()),
+                Some(&pad),
+                causal.as_ref(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(out.shape(), [b, t, d]);
+        assert_eq!(w.shape(), [b, heads, t, s]);
+        let (ro, rw) = reference(&l, &query, &memory, |bi, i, j| {
+            j >= lengths[bi] || (is_self && j > i)
+        });
+        assert_close(&out.to_tensor(), &ro, 1e-5, "output");
+        assert_close(&w.to_tensor(), &rw, 1e-5, "weights");
+        assert_rows_are_distributions(&w.to_tensor());
+    }
+}
+
+#[test]
+fn gradient_check_of_self_and_cross_attention() {
+    let mut rng = Rng::new(42);
+    let (d, heads) = (4, 2);
+    let params = vec![
+        Tensor::randn(&[3 * d, d], 0.0, 0.5, &mut rng),
+        Tensor::randn(&[3 * d], 0.0, 0.5, &mut rng),
+        Tensor::randn(&[d, d], 0.0, 0.5, &mut rng),
+        Tensor::randn(&[d], 0.0, 0.5, &mut rng),
+    ];
+    let x = Tensor::randn(&[2, 3, d], 0.0, 1.0, &mut rng);
+    let mem = Tensor::randn(&[2, 4, d], 0.0, 1.0, &mut rng);
+    let self_pad = padding_mask(&[3, 2], 3).unwrap();
+    let causal = causal_mask(3);
+    let inputs = [params.clone(), vec![x.clone()]].concat();
+    let r = check_gradients(
+        |v| {
+            let (o, w) = layer(&v[..4], heads)
+                .forward(&v[4], &v[4], Some(&self_pad), Some(&causal), None)
+                .unwrap();
+            flat_pair(&o, &w)
+        },
+        &inputs,
+        1e-2,
+        8,
+    );
+    assert!(r.max_rel_error < 1e-2, "self: {r:?}");
+    let mem_pad = padding_mask(&[2, 4], 4).unwrap();
+    let inputs = [params, vec![x, mem]].concat();
+    let r = check_gradients(
+        |v| {
+            let (o, w) = layer(&v[..4], heads)
+                .forward(&v[4], &v[5], Some(&mem_pad), None, None)
+                .unwrap();
+            flat_pair(&o, &w)
+        },
+        &inputs,
+        1e-2,
+        9,
+    );
+    assert!(r.max_rel_error < 1e-2, "cross: {r:?}");
+}
+
+#[test]
+fn cached_incremental_decoding_equals_the_full_causal_forward() {
+    let mut rng = Rng::new(43);
+    let (b, len, d, heads) = (3, 7, 8, 2);
+    let l = random_layer(d, heads, &mut rng);
+    let x = Var::constant(Tensor::randn(&[b, len, d], 0.0, 1.0, &mut rng));
+    let (full, full_w) = l
+        .forward(&x, &x, None, Some(&causal_mask(len)), None)
+        .unwrap();
+    let full_w = full_w.to_tensor();
+    // One position at a time.
+    let mut cache = KvCache::new();
+    let mut steps = Vec::new();
+    for t in 0..len {
+        let (o, w) = l.forward_step(&x.narrow(1, t, 1), &mut cache).unwrap();
+        assert_eq!(cache.len(), t + 1);
+        assert_eq!(w.shape(), [b, heads, 1, t + 1]);
+        // The step's weights are row t of the full weights (whose later columns are 0).
+        let w = w.to_tensor();
+        for g in 0..b * heads {
+            let row = &full_w.data()[(g * len + t) * len..(g * len + t + 1) * len];
+            assert_close(
+                &Tensor::from_vec(w.data()[g * (t + 1)..(g + 1) * (t + 1)].to_vec(), &[t + 1]),
+                &row[..=t].iter().map(|&x| x as f64).collect::<Vec<_>>(),
+                1e-5,
+                "step weights",
+            );
+            assert!(row[t + 1..].iter().all(|&x| x == 0.0));
+        }
+        steps.push(o);
+    }
+    let stepped = Var::concat(&steps, 1).to_tensor();
+    assert_tensors_close(&stepped, &full.to_tensor(), 1e-5, "step by step vs full");
+    // A prefix of 4 at once, then one at a time.
+    let mut cache = KvCache::new();
+    let (first, w) = l.forward_step(&x.narrow(1, 0, 4), &mut cache).unwrap();
+    assert_eq!(w.shape(), [b, heads, 4, 4]);
+    let mut pieces = vec![first];
+    for t in 4..len {
+        pieces.push(l.forward_step(&x.narrow(1, t, 1), &mut cache).unwrap().0);
+    }
+    let chunked = Var::concat(&pieces, 1).to_tensor();
+    assert_tensors_close(&chunked, &full.to_tensor(), 1e-5, "chunked vs full");
+}
+
+#[test]
+fn memory_projected_once_gives_the_full_cross_attention() {
+    let mut rng = Rng::new(44);
+    let (b, t, s, d, heads) = (2, 5, 6, 8, 4);
+    let l = random_layer(d, heads, &mut rng);
+    let q = Var::constant(Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng));
+    let mem = Var::constant(Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng));
+    let pad = padding_mask(&[6, 4], s).unwrap();
+    let (full, full_w) = l.forward(&q, &mem, Some(&pad), None, None).unwrap();
+    let kv = l.project_memory(&mem).unwrap();
+    assert_eq!(kv.k.shape(), [b, heads, s, d / heads]);
+    let mut outs = Vec::new();
+    let mut ws = Vec::new();
+    for i in 0..t {
+        let (o, w) = l
+            .attend(&q.narrow(1, i, 1), &kv, Some(&pad), None, None)
+            .unwrap();
+        outs.push(o);
+        ws.push(w);
+    }
+    let stepped = Var::concat(&outs, 1).to_tensor();
+    assert_tensors_close(&stepped, &full.to_tensor(), 1e-5, "cross step by step");
+    let stepped_w = Var::concat(&ws, 2).to_tensor();
+    assert_tensors_close(&stepped_w, &full_w.to_tensor(), 1e-5, "cross weights");
+}
+
+#[test]
+fn selecting_cache_rows_equals_decoding_the_selected_rows() {
+    let mut rng = Rng::new(45);
+    let (b, len, d, heads) = (3, 4, 6, 3);
+    let l = random_layer(d, heads, &mut rng);
+    let x = Tensor::randn(&[b, len, d], 0.0, 1.0, &mut rng);
+    let rows = [2u32, 0, 2, 1];
+    let mut cache = KvCache::new();
+    l.forward_step(&Var::constant(x.clone()).narrow(1, 0, 3), &mut cache)
+        .unwrap();
+    cache.select_rows(&rows).unwrap();
+    let last: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| {
+            let start = (r as usize * len + 3) * d;
+            x.data()[start..start + d].to_vec()
+        })
+        .collect();
+    let (o, _) = l
+        .forward_step(
+            &Var::constant(Tensor::from_vec(last, &[rows.len(), 1, d])),
+            &mut cache,
+        )
+        .unwrap();
+    let (full, _) = {
+        let xv = Var::constant(x.clone());
+        l.forward(&xv, &xv, None, Some(&causal_mask(len)), None)
+            .unwrap()
+    };
+    let full = full.to_tensor();
+    for (i, &r) in rows.iter().enumerate() {
+        let want = &full.data()[(r as usize * len + 3) * d..(r as usize * len + 4) * d];
+        assert_close(
+            &Tensor::from_vec(o.value().data()[i * d..(i + 1) * d].to_vec(), &[d]),
+            &want.iter().map(|&x| x as f64).collect::<Vec<_>>(),
+            1e-5,
+            "selected row",
+        );
+    }
+    assert!(matches!(
+        cache.select_rows(&[7]),
+        Err(AttentionError::Row { row: 7, .. })
+    ));
+    // A step whose batch differs from the cache's is an error, and the cache survives it.
+    let wrong = Var::constant(Tensor::zeros(&[2, 1, d]));
+    assert!(l.forward_step(&wrong, &mut cache).is_err());
+    assert_eq!(cache.len(), 4);
+}
+
+#[test]
+fn invariants_padding_causality_and_permutation_equivariance() {
+    let mut rng = Rng::new(46);
+    let (b, len, d, heads) = (2, 6, 8, 2);
+    let l = random_layer(d, heads, &mut rng);
+    let x = Tensor::randn(&[b, len, d], 0.0, 1.0, &mut rng);
+    let run = |x: &Tensor, pad: Option<&Tensor>, causal: Option<&Tensor>| {
+        let v = Var::constant(x.clone());
+        let (o, w) = l.forward(&v, &v, pad, causal, None).unwrap();
+        (o.to_tensor(), w.to_tensor())
+    };
+    // Padding: rows of padded positions change freely; the unpadded outputs do not move.
+    let lengths = [6, 4];
+    let pad = padding_mask(&lengths, len).unwrap();
+    let (o0, w0) = run(&x, Some(&pad), None);
+    assert_rows_are_distributions(&w0);
+    let mut x1 = x.clone();
+    for x in &mut x1.data_mut()[(len + 4) * d..] {
+        *x = 30.0 * rng.normal();
+    }
+    let (o1, _) = run(&x1, Some(&pad), None);
+    for (row, &n) in lengths.iter().enumerate() {
+        let r = row * len * d..(row * len + n) * d;
+        assert_eq!(&o0.data()[r.clone()], &o1.data()[r]);
+    }
+    // Causality: output t is independent of inputs after t.
+    let causal = causal_mask(len);
+    let (c0, _) = run(&x, None, Some(&causal));
+    for t in 0..len - 1 {
+        let mut xt = x.clone();
+        for row in 0..b {
+            for x in &mut xt.data_mut()[(row * len + t + 1) * d..(row + 1) * len * d] {
+                *x += 5.0 * rng.normal();
+            }
+        }
+        let (ct, _) = run(&xt, None, Some(&causal));
+        for row in 0..b {
+            let r = row * len * d..(row * len + t + 1) * d;
+            assert_eq!(&c0.data()[r.clone()], &ct.data()[r], "t = {t}");
+        }
+    }
+    // Permutation equivariance without positions or masks.
+    let perm = [4, 2, 0, 5, 1, 3];
+    let permute = |t: &Tensor| {
+        let mut out = t.clone();
+        for row in 0..b {
+            for (i, &p) in perm.iter().enumerate() {
+                let (dst, src) = ((row * len + i) * d, (row * len + p) * d);
+                out.data_mut()[dst..dst + d].copy_from_slice(&t.data()[src..src + d]);
+            }
+        }
+        out
+    };
+    let (o, _) = run(&x, None, None);
+    let (op, _) = run(&permute(&x), None, None);
+    assert_tensors_close(&op, &permute(&o), 1e-5, "f(Px) = P f(x)");
+}
+
+#[test]
+fn dropout_acts_on_the_weights_only_while_training() {
+    let mut rng = Rng::new(47);
+    let mut params = Params::new();
+    let l = MultiHeadAttention::new(&mut params, "m", 8, 2, 0.5, &mut rng).unwrap();
+    let x = Var::constant(Tensor::randn(&[2, 5, 8], 0.0, 1.0, &mut rng));
+    let (eval, eval_w) = l.forward(&x, &x, None, None, None).unwrap();
+    let (train, train_w) = l
+        .forward(&x, &x, None, None, Some(&mut Rng::new(1)))
+        .unwrap();
+    let (again, _) = l
+        .forward(&x, &x, None, None, Some(&mut Rng::new(1)))
+        .unwrap();
+    assert_eq!(
+        train_w.to_tensor(),
+        eval_w.to_tensor(),
+        "weights are the softmax"
+    );
+    assert_ne!(train.to_tensor(), eval.to_tensor());
+    assert_eq!(train.to_tensor(), again.to_tensor(), "seeded");
+}
+
+#[test]
+fn parameters_have_pytorch_names_and_bad_configurations_are_errors() {
+    let mut rng = Rng::new(48);
+    let mut params = Params::new();
+    let l = MultiHeadAttention::new(&mut params, "dec.self_attn", 12, 3, 0.1, &mut rng).unwrap();
+    let named: Vec<(&str, Vec<usize>)> = params.iter().map(|(n, v)| (n, v.shape())).collect();
+    assert_eq!(
+        named,
+        [
+            ("dec.self_attn.in_proj_weight", vec![36, 12]),
+            ("dec.self_attn.in_proj_bias", vec![36]),
+            ("dec.self_attn.out_proj.weight", vec![12, 12]),
+            ("dec.self_attn.out_proj.bias", vec![12]),
+        ]
+    );
+    assert_eq!(l.d_model(), 12);
+    let err = MultiHeadAttention::new(&mut Params::new(), "m", 10, 4, 0.0, &mut rng)
+        .err()
+        .expect("10 is not divisible by 4");
+    assert!(err.to_string().contains("not divisible"), "{err}");
+    let x = Var::constant(Tensor::zeros(&[2, 3, 12]));
+    let m = Var::constant(Tensor::zeros(&[2, 4, 12]));
+    let e = |r: Result<(Var, Var), AttentionError>| r.expect_err("an error").to_string();
+    let wrong_pad = Tensor::zeros(&[2, 3]);
+    assert!(e(l.forward(&x, &m, Some(&wrong_pad), None, None)).contains("[2, 4]"));
+    let wrong_causal = causal_mask(4);
+    assert!(e(l.forward(&x, &m, None, Some(&wrong_causal), None)).contains("[3, 4]"));
+    let narrow = Var::constant(Tensor::zeros(&[2, 3, 8]));
+    assert!(e(l.forward(&narrow, &m, None, None, None)).contains("[B, L, 12]"));
+    let other_batch = Var::constant(Tensor::zeros(&[3, 4, 12]));
+    assert!(l.forward(&x, &other_batch, None, None, None).is_err());
+}
