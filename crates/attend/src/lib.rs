@@ -3,6 +3,7 @@
 //! (the `tensor` crate).
 
 pub mod attention;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod metrics;
