@@ -275,9 +275,9 @@ impl MultiHeadAttention {
         dropout_rng: Option<&mut Rng>,
     ) -> Result<(Var, Var), AttentionError> {
         let q = self.split_heads(&self.project(query, 0, 1, "query")?); // [B, H, T, d_h]
-        let (b, t, s) = (q.dim(0), q.dim(2), memory.len());
+        let (b, t) = (q.dim(0), q.dim(2));
         let ks = memory.k.shape();
-        if ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
+        if ks.len() != 4 || ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
             return Err(shape_error(
                 LAYER,
                 "projected memory",
@@ -285,6 +285,7 @@ impl MultiHeadAttention {
                 format!("[{b}, {}, S, d_h] for keys and values", self.heads),
             ));
         }
+        let s = ks[2];
         let mask = match (key_padding, attn_mask) {
             (None, None) => None,
             (Some(p), None) => Some(check_key_padding(p, b, s)?),
