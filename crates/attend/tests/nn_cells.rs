@@ -153,8 +153,8 @@ fn lstm_step_matches_f64_reference() {
             let (ai, ah) = projections(&cell.weights, &x, &h, row);
             let a = |q: usize, j: usize| ai[q * hidden + j] + ah[q * hidden + j];
             let cp = &f64s(&c)[row * hidden..(row + 1) * hidden];
-            for j in 0..hidden {
-                let cn = sigmoid(a(1, j)) * cp[j] + sigmoid(a(0, j)) * a(2, j).tanh();
+            for (j, &c_prev) in cp.iter().enumerate() {
+                let cn = sigmoid(a(1, j)) * c_prev + sigmoid(a(0, j)) * a(2, j).tanh();
                 wc.push(cn as f32);
                 wh.push((sigmoid(a(3, j)) * cn.tanh()) as f32);
             }

@@ -32,7 +32,7 @@ fn embedding_looks_up_rows_in_the_ids_shape() {
         assert_eq!(grad.data()[3 * 3 + k], 0.0);
     }
     let err = fd_check(
-        &[emb.weight.clone()],
+        std::slice::from_ref(&emb.weight),
         || dot(&emb.forward(&ids, &[6]).unwrap(), &weights_like(&[6, 3], 3)),
         1e-2,
     );

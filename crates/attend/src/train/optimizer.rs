@@ -106,10 +106,11 @@ impl Adam {
             let bc2_sqrt = (1.0 - (c.beta2 as f64).powi(t)).sqrt();
             let step_size = (lr as f64 / bc1) as f32;
             let bc2_sqrt = bc2_sqrt as f32;
-            let (l2, decay) = match (c.weight_decay, c.decoupled_weight_decay) {
-                (wd, _) if wd == 0.0 => (0.0, 1.0),
-                (wd, true) => (0.0, 1.0 - lr * wd),
-                (wd, false) => (wd, 1.0),
+            // (λ added to the gradient, factor on the weights)
+            let (l2, decay) = if c.decoupled_weight_decay {
+                (0.0, 1.0 - lr * c.weight_decay)
+            } else {
+                (c.weight_decay, 1.0)
             };
             let (b1, b2) = (c.beta1, c.beta2);
             let m = st.m.data_mut();
