@@ -122,6 +122,13 @@ fn transpose_swaps_two_axes_counting_from_either_end() {
         &want,
         0.0,
     );
+    assert_grads(
+        "transpose(-1, 0)",
+        |v| v[0].transpose(-1, 0).tanh(),
+        &[x],
+        1e-2,
+        2e-3,
+    );
 }
 
 #[test]

@@ -232,6 +232,44 @@ fn batched_gradients_pass_finite_differences_for_every_transpose() {
 }
 
 #[test]
+fn linear_is_x_times_w_transposed_plus_bias() {
+    // PyTorch's layout: W [out, in], b [out]; x [B, T, in] → [B, T, out].
+    let mut rng = Rng::new(11);
+    let x = Tensor::randn(&[2, 3, 5], 0.0, 1.0, &mut rng);
+    let w = Tensor::randn(&[4, 5], 0.0, 1.0, &mut rng);
+    let b = Tensor::randn(&[4], 0.0, 1.0, &mut rng);
+    let mut want = Vec::new();
+    for row in x.data().chunks(5) {
+        for o in 0..4 {
+            let dot: f64 = (0..5)
+                .map(|i| row[i] as f64 * w.data()[o * 5 + i] as f64)
+                .sum();
+            want.push(dot + b.data()[o] as f64);
+        }
+    }
+    let (xv, wv, bv) = (Var::constant(x), Var::constant(w), Var::constant(b));
+    assert_close(
+        "linear",
+        &xv.linear(&wv, Some(&bv)).value(),
+        &[2, 3, 4],
+        &want,
+        1e-5,
+    );
+    let no_bias: Vec<f64> = want
+        .iter()
+        .enumerate()
+        .map(|(i, y)| y - bv.value().data()[i % 4] as f64)
+        .collect();
+    assert_close(
+        "linear, no bias",
+        &xv.linear(&wv, None).value(),
+        &[2, 3, 4],
+        &no_bias,
+        1e-5,
+    );
+}
+
+#[test]
 fn gemm_kernel_accumulates_and_handles_an_empty_inner_axis() {
     let mut rng = Rng::new(10);
     let a = Tensor::randn(&[4, 3], 0.0, 1.0, &mut rng);

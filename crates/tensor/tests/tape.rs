@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_close, f64s};
+use tensor::gradcheck::check_gradients;
 use tensor::{is_grad_enabled, no_grad, Rng, Tensor, Var};
 
 #[test]
@@ -183,4 +184,25 @@ fn a_100k_node_chain_is_built_differentiated_and_dropped() {
     h.backward();
     assert_eq!(x.grad().unwrap().item(), steps as f32);
     drop(h);
+}
+
+#[test]
+fn the_gradient_check_catches_a_wrong_backward() {
+    // y = x² recorded with the backward of x³ (3x²) instead of 2x: the check must report it, while
+    // the same op with the right backward passes.
+    let square_with = |k: f32| {
+        move |v: &[Var]| {
+            let out = v[0].value().map(|x| x * x);
+            Var::from_op(
+                out,
+                vec![v[0].clone()],
+                Box::new(move |g, _, p| vec![Some(g.zip(&p[0].value(), |g, x| g * k * x))]),
+            )
+        }
+    };
+    let x = Tensor::from_vec(vec![0.5, -1.0, 2.0, 1.5], &[4]);
+    let wrong = check_gradients(square_with(3.0), std::slice::from_ref(&x), 1e-2, 1);
+    assert!(wrong.max_rel_error > 0.3, "{wrong:?}");
+    let right = check_gradients(square_with(2.0), &[x], 1e-2, 1);
+    assert!(right.max_rel_error < 1e-3, "{right:?}");
 }
