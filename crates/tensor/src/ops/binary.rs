@@ -39,13 +39,12 @@ pub fn broadcast_zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync)
         broadcast_strides(b.shape(), &shape),
     );
     let (ad, bd) = (a.data(), b.data());
-    for_each_index(&shape, |i, idx| {
-        let (mut ia, mut ib) = (0, 0);
-        for (d, &x) in idx.iter().enumerate() {
-            ia += x * sa[d];
-            ib += x * sb[d];
+    let last = shape.last().copied().unwrap_or(1);
+    let (la, lb) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
+    for_each_row(&shape, &sa, &sb, |o, ia, ib| {
+        for (j, out) in out[o..o + last].iter_mut().enumerate() {
+            *out = f(ad[ia + j * la], bd[ib + j * lb]);
         }
-        out[i] = f(ad[ia], bd[ib]);
     });
     Tensor::from_vec(out, &shape)
 }
@@ -56,17 +55,30 @@ fn is_suffix(small: &[usize], big: &[usize]) -> bool {
     s.len() <= big.len() && big[big.len() - s.len()..] == s[..]
 }
 
-/// Calls `f(flat_index, multi_index)` for every element of `shape` in row-major order.
-fn for_each_index(shape: &[usize], mut f: impl FnMut(usize, &[usize])) {
-    let n = numel(shape);
-    let mut idx = vec![0; shape.len()];
-    for i in 0..n {
-        f(i, &idx);
-        for d in (0..shape.len()).rev() {
+/// Walks the rows (last axis) of `shape` in row-major order, calling `f(out_offset, a_offset,
+/// b_offset)` with the offsets of each row's first element in the output and in two operands read
+/// with strides `sa`, `sb` (0 along broadcast axes).
+fn for_each_row(shape: &[usize], sa: &[usize], sb: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+    let rank = shape.len();
+    if rank == 0 {
+        f(0, 0, 0);
+        return;
+    }
+    let last = shape[rank - 1];
+    let rows = if last == 0 { 0 } else { numel(shape) / last };
+    let mut idx = vec![0; rank - 1];
+    let (mut ia, mut ib) = (0, 0);
+    for r in 0..rows {
+        f(r * last, ia, ib);
+        for d in (0..rank - 1).rev() {
             idx[d] += 1;
+            ia += sa[d];
+            ib += sb[d];
             if idx[d] < shape[d] {
                 break;
             }
+            ia -= sa[d] * shape[d];
+            ib -= sb[d] * shape[d];
             idx[d] = 0;
         }
     }
@@ -89,9 +101,12 @@ pub fn sum_to_shape(t: &Tensor, shape: &[usize]) -> Tensor {
     }
     let st = broadcast_strides(shape, t.shape());
     let data = t.data();
-    for_each_index(t.shape(), |i, idx| {
-        let j: usize = idx.iter().zip(&st).map(|(x, s)| x * s).sum();
-        out[j] += data[i];
+    let last = t.shape().last().copied().unwrap_or(1);
+    let ls = st.last().copied().unwrap_or(0);
+    for_each_row(t.shape(), &st, &st, |i, j, _| {
+        for (k, &x) in data[i..i + last].iter().enumerate() {
+            out[j + k * ls] += x;
+        }
     });
     Tensor::from_vec(out, shape)
 }
