@@ -3,7 +3,7 @@
 
 use attend::config::Config;
 use attend::data::batcher::Batch;
-use attend::models::{build, Seq2Seq};
+use attend::models::build;
 use tensor::Var;
 
 fn config(attention: &str, cell: &str, extra: &[&str]) -> Config {

@@ -294,7 +294,7 @@ impl Seq2Seq for RnnSeq2Seq {
             }
         };
         let mut features = features;
-        if let Some(r) = rng.as_deref_mut() {
+        if let Some(r) = rng {
             features = features.dropout(self.dropout, r);
         }
         let width = features.dim(-1);

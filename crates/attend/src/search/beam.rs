@@ -87,11 +87,11 @@ pub fn beam_search(
             let mut next_alive = Vec::new();
             let mut next_prev = Vec::new();
             for (a, &sent) in alive.iter().enumerate() {
-                // Candidate extensions (total log-prob, beam, token, token log-prob).
+                // Candidate extensions (total log-prob, beam, token).
                 let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k * k);
-                for b in 0..k {
+                for (b, beam) in beams[sent].iter().enumerate() {
                     let row = a * k + b;
-                    let base = beams[sent][b].log_prob;
+                    let base = beam.log_prob;
                     if base == f32::NEG_INFINITY {
                         continue;
                     }

@@ -192,11 +192,18 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
             batcher.dropped_long, config.data.max_len
         ));
     }
+    // Every dev pair is kept, however long: the budget grows to fit the longest.
+    let dev_max = prep
+        .dev
+        .iter()
+        .map(|(s, t)| s.len().max(t.len()))
+        .max()
+        .unwrap_or(1);
     let dev_batcher = Batcher::new(
         prep.dev.clone(),
         BatcherConfig {
-            token_budget: t.token_budget.max(4096),
-            max_len: usize::MAX / 4,
+            token_budget: t.token_budget.max(dev_max + 1),
+            max_len: dev_max,
             seed: 0,
         },
     )?;
@@ -277,7 +284,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         let out_of_time = t.max_minutes > 0.0
             && started.elapsed().as_secs_f64() + seconds_before > t.max_minutes * 60.0;
         let last = state.step >= t.max_steps || out_of_time;
-        if state.step % t.valid_every == 0 || last {
+        if state.step.is_multiple_of(t.valid_every) || last {
             let train_loss = (loss_sum / loss_n.max(1) as f64) as f32;
             state.loss_history.push((state.step, train_loss));
             let (dev_loss, dev_bleu) = validate(&*model, &prep, &dev_batches, &config)?;
@@ -304,16 +311,20 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
                 elapsed_s: seconds_before + started.elapsed().as_secs_f64(),
             };
             writeln!(log_file, "{}", serde_json::to_string(&v)?)?;
-            bar.println(format!(
+            say_line(&bar, opts.quiet, format!(
                 "step {:>6}  train loss {:.3}  dev loss {:.3}  ppl {:.2}  dev BLEU {:.2}{}  lr {:.2e}  {:.0} tok/s",
                 v.step, v.train_loss, v.dev_loss, v.dev_ppl, v.dev_bleu, if improved { " *" } else { "" }, lr, tok_s
             ));
             let patience_out = t.patience > 0 && state.bad_validations >= t.patience;
             if patience_out {
-                bar.println(format!(
-                    "early stopping: no better dev BLEU in {} validations",
-                    t.patience
-                ));
+                say_line(
+                    &bar,
+                    opts.quiet,
+                    format!(
+                        "early stopping: no better dev BLEU in {} validations",
+                        t.patience
+                    ),
+                );
             }
             state.finished = last || patience_out;
             state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -344,6 +355,18 @@ fn schedule(config: &Config) -> Schedule {
         },
         "plateau" => Schedule::Plateau(Plateau::new(t.lr, 0.5, 0, t.lr / 64.0, Mode::Max)),
         _ => Schedule::Constant { lr: t.lr },
+    }
+}
+
+/// Prints a line above the progress bar (or plainly when stderr is not a terminal).
+fn say_line(bar: &ProgressBar, quiet: bool, line: String) {
+    if quiet {
+        return;
+    }
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 

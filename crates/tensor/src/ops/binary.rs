@@ -40,7 +40,10 @@ pub fn broadcast_zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync)
     );
     let (ad, bd) = (a.data(), b.data());
     let last = shape.last().copied().unwrap_or(1);
-    let (la, lb) = (sa.last().copied().unwrap_or(0), sb.last().copied().unwrap_or(0));
+    let (la, lb) = (
+        sa.last().copied().unwrap_or(0),
+        sb.last().copied().unwrap_or(0),
+    );
     for_each_row(&shape, &sa, &sb, |o, ia, ib| {
         for (j, out) in out[o..o + last].iter_mut().enumerate() {
             *out = f(ad[ia + j * la], bd[ib + j * lb]);
@@ -58,14 +61,19 @@ fn is_suffix(small: &[usize], big: &[usize]) -> bool {
 /// Walks the rows (last axis) of `shape` in row-major order, calling `f(out_offset, a_offset,
 /// b_offset)` with the offsets of each row's first element in the output and in two operands read
 /// with strides `sa`, `sb` (0 along broadcast axes).
-fn for_each_row(shape: &[usize], sa: &[usize], sb: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+fn for_each_row(
+    shape: &[usize],
+    sa: &[usize],
+    sb: &[usize],
+    mut f: impl FnMut(usize, usize, usize),
+) {
     let rank = shape.len();
     if rank == 0 {
         f(0, 0, 0);
         return;
     }
     let last = shape[rank - 1];
-    let rows = if last == 0 { 0 } else { numel(shape) / last };
+    let rows = numel(shape).checked_div(last).unwrap_or(0);
     let mut idx = vec![0; rank - 1];
     let (mut ia, mut ib) = (0, 0);
     for r in 0..rows {

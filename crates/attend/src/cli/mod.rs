@@ -1,0 +1,48 @@
+//! The `attend` command line: one file per command; this file parses and dispatches.
+//!
+//! Commands: `train`, `translate`, `score` (and more as they land: `explain`, `report`, `bench`,
+//! `import-torch`, `serve`, `caption`).
+
+mod score;
+mod train;
+mod translate;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "attend",
+    version,
+    about = "Attention-based sequence-to-sequence learning: train, translate, and see the attention"
+)]
+struct Cli {
+    /// Threads for the kernels (default: all cores; also ATTEND_THREADS).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Train(train::TrainArgs),
+    Translate(translate::TranslateArgs),
+    Score(score::ScoreArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        tensor::threads::set_threads(n);
+    }
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Translate(a) => translate::run(a),
+        Command::Score(a) => score::run(a),
+    }
+}

@@ -1,0 +1,59 @@
+//! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
+
+use crate::config::Config;
+use crate::train::trainer::{train, Summary, TrainOptions};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// Train a model (with no CONFIG: English→French, bi-GRU + additive attention, bundled data).
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Experiment config (TOML); see configs/.
+    config: Option<PathBuf>,
+    /// Run directory (default: runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a config key, e.g. --set train.max_steps=500 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Continue the interrupted run in --out.
+    #[arg(long)]
+    resume: bool,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let cfg = match (&a.config, a.resume, &a.out) {
+        // Resuming reads the run's own config.
+        (None, true, Some(dir)) => Config::load(Some(&dir.join("config.toml")), &a.sets)?,
+        _ => Config::load(a.config.as_deref(), &a.sets)?,
+    };
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+    let summary = train(
+        &cfg,
+        &TrainOptions {
+            out: out.clone(),
+            resume: a.resume,
+            quiet: a.quiet,
+        },
+    )?;
+    print_summary(&summary, &out);
+    Ok(())
+}
+
+fn print_summary(s: &Summary, dir: &Path) {
+    println!("model      {} ({} parameters)", s.model, s.params);
+    println!(
+        "trained    {} steps in {:.0} s ({} threads); best dev BLEU {:.2} at step {}",
+        s.steps, s.train_seconds, s.threads, s.dev_bleu, s.best_step
+    );
+    println!(
+        "test       BLEU {:.2}  chrF {:.2}  ({} sentences, beam {})",
+        s.test_bleu, s.test_chrf, s.test_sentences, s.beam
+    );
+    println!("run        {}", dir.display());
+}
