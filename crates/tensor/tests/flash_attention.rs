@@ -313,3 +313,17 @@ fn mismatched_head_sizes_are_rejected() {
     let k = Var::constant(Tensor::zeros(&[1, 1, 3, 8]));
     flash_attention(&q, &k, &k, false, None, 0.5);
 }
+
+#[test]
+fn no_keys_or_no_queries_give_zeros() {
+    let mut rng = Rng::new(17);
+    for (t, s) in [(3, 0), (0, 4), (0, 0)] {
+        let case = Case::new(2, 2, t, s, 8, false, None, &mut rng);
+        let [out, dq, dk, dv] = case.fused();
+        assert_eq!(out.shape(), &[2, 2, t, 8]);
+        assert_eq!(dk.shape(), &[2, 2, s, 8]);
+        for x in [&out, &dq, &dk, &dv] {
+            assert!(x.data().iter().all(|&v| v == 0.0), "T={t} S={s}");
+        }
+    }
+}
