@@ -4,6 +4,7 @@
 //! code and tests can call them without the tape.
 
 pub mod binary;
+pub mod conv2d;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod flash_attention;
@@ -12,6 +13,7 @@ pub mod layer_norm;
 pub mod layout;
 pub mod mask;
 pub mod matmul;
+pub mod pool;
 pub mod recurrence;
 pub mod reduce;
 pub mod softmax;
