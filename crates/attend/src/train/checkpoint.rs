@@ -44,8 +44,8 @@ pub struct TrainerState {
     pub loss_history: Vec<(usize, f32)>,
     /// (step, dev BLEU) per validation.
     pub bleu_history: Vec<(usize, f64)>,
-    /// Whether training has finished (early stop or budget).
-    pub finished: bool,
+    /// Whether early stopping ended the run (patience ran out).
+    pub stopped_early: bool,
     /// The learning-rate schedule with its own state (the plateau schedule's best and patience).
     pub schedule: Schedule,
 }
@@ -64,7 +64,7 @@ impl TrainerState {
             train_seconds: 0.0,
             loss_history: Vec::new(),
             bleu_history: Vec::new(),
-            finished: false,
+            stopped_early: false,
             schedule,
         }
     }

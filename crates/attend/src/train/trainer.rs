@@ -155,17 +155,15 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let config = if opts.resume {
-        let saved = Config::load(Some(&dir.join("config.toml")), &[])?;
-        say(&format!("resuming {} from {}", saved.name, dir.display()));
-        saved
-    } else {
-        write_config(dir, config)?;
-        config.clone()
-    };
-    let prep = prepare(&config, dir, opts.resume, &mut say)?;
+    // On --resume the caller passes the run's own config.toml (with any --set applied, e.g. a
+    // larger train.max_steps); it is written back so the directory describes the whole run.
+    write_config(dir, config)?;
+    if opts.resume {
+        say(&format!("resuming {} from {}", config.name, dir.display()));
+    }
+    let prep = prepare(config, dir, opts.resume, &mut say)?;
     let model = models::build(
-        &config,
+        config,
         prep.vocabs.src.vocab_size(),
         prep.vocabs.tgt.vocab_size(),
         config.train.seed,
@@ -173,7 +171,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
     let params = model.params();
     say(&format!(
         "model: {} ({} parameters)",
-        describe(&config),
+        describe(config),
         params.count()
     ));
 
@@ -217,12 +215,20 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
             ..AdamConfig::default()
         },
     );
-    let mut state = TrainerState::new(t.lr, schedule(&config));
+    let mut state = TrainerState::new(t.lr, schedule(config));
     if opts.resume {
         state = read_state(dir)?;
         params.load(&dir.join("last.safetensors"))?;
         adam.load_state(&load_tensors(&dir.join("last.optim.safetensors"))?)
             .context("resuming: optimizer state does not match the model")?;
+        if state.stopped_early || state.step >= t.max_steps {
+            bail!(
+                "{}: the run already finished at step {}{}; raise train.max_steps (--set train.max_steps=N) to continue it",
+                dir.display(),
+                state.step,
+                if state.stopped_early { " (early stopping)" } else { "" }
+            );
+        }
         say(&format!(
             "resumed at step {} (epoch {}, best dev BLEU {:.2})",
             state.step, state.epoch, state.best_bleu
@@ -240,7 +246,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
     let (mut loss_sum, mut loss_n, mut tokens) = (0.0f64, 0usize, 0usize);
     let mut interval_start = Instant::now();
     let mut epoch_batches = batcher.epoch(state.epoch);
-    while !state.finished {
+    while state.step < t.max_steps && !state.stopped_early {
         if state.batch_in_epoch >= epoch_batches.len() {
             state.epoch += 1;
             state.batch_in_epoch = 0;
@@ -287,7 +293,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         if state.step.is_multiple_of(t.valid_every) || last {
             let train_loss = (loss_sum / loss_n.max(1) as f64) as f32;
             state.loss_history.push((state.step, train_loss));
-            let (dev_loss, dev_bleu) = validate(&*model, &prep, &dev_batches, &config)?;
+            let (dev_loss, dev_bleu) = validate(&*model, &prep, &dev_batches, config)?;
             state.bleu_history.push((state.step, dev_bleu));
             let improved = dev_bleu > state.best_bleu || state.best_step == 0;
             if improved {
@@ -326,7 +332,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
                     ),
                 );
             }
-            state.finished = last || patience_out;
+            state.stopped_early = patience_out;
             state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
             params.save(&dir.join("last.safetensors"))?;
             save_tensors(&adam.state_tensors(), &dir.join("last.optim.safetensors"))?;
@@ -334,18 +340,25 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
             (loss_sum, loss_n, tokens) = (0.0, 0, 0);
             interval_start = Instant::now();
         }
+        if out_of_time {
+            break;
+        }
     }
     bar.finish_and_clear();
-    evaluate(&config, dir, &*model, &prep, &state, batcher.dropped_long)
+    evaluate(config, dir, &*model, &prep, &state, batcher.dropped_long)
 }
 
 /// The learning-rate schedule a config names. `noam` uses `train.lr` as its factor and the model
 /// width as `d_model`; `plateau` halves the rate after a validation without a better dev BLEU.
-fn schedule(config: &Config) -> Schedule {
+pub fn schedule(config: &Config) -> Schedule {
     let t = &config.train;
     match t.schedule.as_str() {
         "noam" => Schedule::Noam {
-            d_model: config.model.hidden,
+            d_model: if config.model.kind == "transformer" {
+                config.model.d_model
+            } else {
+                config.model.hidden
+            },
             warmup: t.warmup,
             factor: t.lr,
         },
