@@ -10,6 +10,7 @@ pub mod data;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod report;
 pub mod search;
 pub mod show;
 pub mod train;

@@ -3,6 +3,8 @@
 //! Commands: `train`, `translate`, `score` (and more as they land: `explain`, `report`, `bench`,
 //! `import-torch`, `serve`, `caption`).
 
+mod explain;
+mod report;
 mod score;
 mod train;
 mod translate;
@@ -29,6 +31,8 @@ enum Command {
     Train(train::TrainArgs),
     Translate(translate::TranslateArgs),
     Score(score::ScoreArgs),
+    Explain(explain::ExplainArgs),
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -44,5 +48,7 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
         Command::Score(a) => score::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

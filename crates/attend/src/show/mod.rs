@@ -1,6 +1,6 @@
 //! Pictures of the attention, drawn from plain data.
 //!
-//! Nothing here knows the engine or the models: every picture takes weights as `f32` slices or
+//! The pictures know neither the engine nor the models: every picture takes weights as `f32` slices or
 //! vectors plus the token strings, so that any model (RNN cross-attention, Transformer layers and
 //! heads, the captioner's image grid) can hand its weights over.
 //!
@@ -12,18 +12,25 @@
 //! | [`LengthChart`] | `length_chart.rs` | BLEU per source-length bucket per model (Bahdanau et al. 2015, fig. 2) |
 //! | [`explain_text`] | `explain_text.rs` | per decoder step: scores, softmax weights, bars, top tokens |
 //!
+//! Three files bridge models and pictures: [`explain`] runs a model on one sentence and collects
+//! the [`ExplainStep`]s, [`plots`] turns a hypothesis's attention and a run's history into heat maps
+//! and curves, [`alignment`] reads the word alignment off the attention.
+//!
 //! Every picture implements [`Picture`]: `save(path)` writes PNG or SVG by the file extension,
 //! `png_bytes()` and `svg_string()` render in memory. Text is drawn with the bundled DejaVu Sans
 //! (`font.rs`), so labels with accents render the same on every machine.
 
+pub mod alignment;
 mod colormap;
 mod curves;
+pub mod explain;
 mod explain_text;
 mod font;
 mod grid;
 mod heatmap;
 mod length_chart;
 mod picture;
+pub mod plots;
 
 pub use colormap::weight_colour;
 pub use curves::TrainingCurves;
