@@ -12,6 +12,7 @@ pub mod models;
 pub mod nn;
 pub mod report;
 pub mod search;
+pub mod serve;
 pub mod show;
 pub mod train;
 pub mod translate;

@@ -6,6 +6,7 @@
 mod explain;
 mod report;
 mod score;
+mod serve;
 mod train;
 mod translate;
 
@@ -33,6 +34,7 @@ enum Command {
     Score(score::ScoreArgs),
     Explain(explain::ExplainArgs),
     Report(report::ReportArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -50,5 +52,6 @@ pub fn run() -> Result<()> {
         Command::Score(a) => score::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Report(a) => report::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -1,0 +1,418 @@
+//! Inference workers: threads that each own a copy of the model, fed from one bounded queue, that
+//! merge waiting requests into batches.
+//!
+//! The models are not `Send` (their parameters live on an `Rc` tape), so they never cross threads:
+//! every worker loads its own copy with [`load_model`] and keeps it for its life. Requests travel
+//! the other way, as [`Job`]s with a one-shot channel for the answer, so the HTTP side only waits
+//! and never computes.
+//!
+//! ```text
+//! handler ──submit──► JobQueue (≤ capacity jobs; full → 503) ──next_batch──► worker k
+//!    ▲                                                                          │ encode, decode, decode
+//!    └──────────────────────── oneshot: Result<Vec<Translation>, ApiError> ◄────┘
+//! ```
+//! Batching: a worker takes the oldest job and, with it, every waiting job that uses the same beam
+//! and length penalty, up to `max_batch` sentences, and decodes them in one call of
+//! [`translate_ids`] (which sorts them by length). Under load, decoding 16 short sentences together
+//! costs little more than one; when the queue is empty a request is decoded on its own at once.
+
+use super::api::{ApiError, ModelInfo, Translation};
+use crate::data::tokenizer::Vocabs;
+use crate::search::Hypothesis;
+use crate::train::checkpoint::{load_model, LoadedModel};
+use crate::translate::translate_ids;
+use anyhow::{Context, Result};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// What a worker answers for one job: a translation per text, in order, or an error.
+pub type Reply = Result<Vec<Translation>, ApiError>;
+
+/// One request waiting for a worker.
+pub struct Job {
+    pub texts: Vec<String>,
+    pub beam: usize,
+    pub alpha: f32,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+impl Job {
+    /// Whether two jobs can be decoded in one batch (same search settings).
+    fn compatible(&self, other: &Job) -> bool {
+        self.beam == other.beam && self.alpha.to_bits() == other.alpha.to_bits()
+    }
+}
+
+/// Why a job was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    /// `capacity` jobs are already waiting.
+    Full,
+    /// The server is shutting down.
+    Closed,
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+/// A bounded multi-consumer queue of jobs.
+pub struct JobQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    capacity: usize,
+}
+
+impl JobQueue {
+    pub fn new(capacity: usize) -> JobQueue {
+        JobQueue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity,
+        }
+    }
+
+    /// The state; a panic never happens while it is held, so a poisoned lock is still consistent.
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a job without waiting; gives it back when the queue is full or closed.
+    pub fn submit(&self, job: Job) -> Result<(), (SubmitError, Job)> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err((SubmitError::Closed, job));
+        }
+        if s.jobs.len() >= self.capacity {
+            return Err((SubmitError::Full, job));
+        }
+        s.jobs.push_back(job);
+        drop(s);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Waits for work and returns the oldest job with every waiting compatible job, at most
+    /// `max_sentences` texts in all (the first job always, whatever its size). `None` once the
+    /// queue is closed and empty: queued jobs are still served after `close`.
+    pub fn next_batch(&self, max_sentences: usize) -> Option<Vec<Job>> {
+        let mut s = self.lock();
+        loop {
+            if let Some(first) = s.jobs.pop_front() {
+                let mut total = first.texts.len();
+                let mut batch = vec![first];
+                let mut rest = VecDeque::with_capacity(s.jobs.len());
+                for job in s.jobs.drain(..) {
+                    if batch[0].compatible(&job) && total + job.texts.len() <= max_sentences {
+                        total += job.texts.len();
+                        batch.push(job);
+                    } else {
+                        rest.push_back(job);
+                    }
+                }
+                s.jobs = rest;
+                return Some(batch);
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Refuses new jobs and wakes every waiting worker.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Jobs waiting.
+    pub fn len(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The worker threads and their queue.
+pub struct WorkerPool {
+    queue: Arc<JobQueue>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
+    /// What the first worker found in the run directory.
+    pub info: ModelInfo,
+}
+
+impl WorkerPool {
+    /// Starts `workers` threads, each loading `dir/{checkpoint}.safetensors`, and waits until all
+    /// have loaded (or one failed: then all stop and the error is returned).
+    pub fn start(
+        dir: &Path,
+        checkpoint: &str,
+        workers: usize,
+        queue_capacity: usize,
+        max_batch: usize,
+    ) -> Result<WorkerPool> {
+        let queue = Arc::new(JobQueue::new(queue_capacity));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<ModelInfo>>();
+        let mut handles = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (jobs, ready, dir, checkpoint) = (
+                Arc::clone(&queue),
+                ready_tx.clone(),
+                PathBuf::from(dir),
+                checkpoint.to_string(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("attend-worker-{k}"))
+                .spawn(move || {
+                    let loaded = match load_model(&dir, &checkpoint) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(ModelInfo::describe(&dir, &checkpoint, &loaded)));
+                    drop(ready);
+                    while let Some(batch) = jobs.next_batch(max_batch) {
+                        run_batch(&loaded, batch);
+                    }
+                })
+                .context("starting a worker thread");
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    stop(&queue, &mut handles);
+                    return Err(e);
+                }
+            }
+        }
+        drop(ready_tx);
+        let mut info = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(i)) => info = info.or(Some(i)),
+                Ok(Err(e)) => {
+                    stop(&queue, &mut handles);
+                    return Err(e);
+                }
+                Err(_) => {
+                    stop(&queue, &mut handles);
+                    anyhow::bail!("a worker thread stopped while loading the model");
+                }
+            }
+        }
+        let info = info.context("--workers must be at least 1")?;
+        Ok(WorkerPool {
+            queue,
+            handles: Mutex::new(handles),
+            workers,
+            info,
+        })
+    }
+
+    /// Queues a job; 503 when the queue is full or the pool is shutting down.
+    pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        self.queue.submit(job).map_err(|(why, _)| match why {
+            SubmitError::Full => ApiError::unavailable(format!(
+                "all {} workers are busy and {} requests are waiting; retry shortly",
+                self.workers, self.queue.capacity
+            )),
+            SubmitError::Closed => ApiError::unavailable("the server is shutting down"),
+        })
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Refuses new jobs, lets the workers finish every queued one, and joins them.
+    pub fn shutdown(&self) {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        stop(&self.queue, &mut handles);
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn stop(queue: &JobQueue, handles: &mut Vec<JoinHandle<()>>) {
+    queue.close();
+    for h in handles.drain(..) {
+        // A worker only ends by returning (inference panics are caught inside it).
+        let _ = h.join();
+    }
+}
+
+/// Encodes, decodes and answers one batch of compatible jobs. A text the tokenizer rejects fails
+/// only its own job (400); a panic inside the model fails the batch (500) and the worker goes on.
+fn run_batch(m: &LoadedModel, batch: Vec<Job>) {
+    let (beam, alpha) = (batch[0].beam, batch[0].alpha);
+    let mut jobs = Vec::with_capacity(batch.len());
+    for job in batch {
+        let encoded: Result<Vec<Vec<u32>>, _> =
+            job.texts.iter().map(|t| m.vocabs.src.encode(t)).collect();
+        match encoded {
+            Ok(ids) => jobs.push((job.reply, ids)),
+            Err(e) => {
+                let _ = job.reply.send(Err(ApiError::bad_request(e.to_string())));
+            }
+        }
+    }
+    let sources: Vec<Vec<u32>> = jobs.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    if sources.is_empty() {
+        return;
+    }
+    let decoded = catch_unwind(AssertUnwindSafe(|| {
+        translate_ids(&*m.model, &sources, &m.config, beam, alpha)
+    }));
+    let mut hyps = match decoded {
+        Ok(h) => h.into_iter(),
+        Err(_) => {
+            for (reply, _) in jobs {
+                let _ = reply.send(Err(ApiError::internal(
+                    "the model failed on this batch (see the server log)",
+                )));
+            }
+            return;
+        }
+    };
+    for (reply, ids) in jobs {
+        let out = ids
+            .iter()
+            .zip(hyps.by_ref())
+            .map(|(src, h)| translation(&m.vocabs, src, &h))
+            .collect();
+        // The client may have gone; its answer is then dropped.
+        let _ = reply.send(Ok(out));
+    }
+}
+
+/// A hypothesis as the API shows it: text, tokens on both sides, and the attention rows (the row
+/// of `</s>` included when the model emitted it).
+pub fn translation(vocabs: &Vocabs, src: &[u32], h: &Hypothesis) -> Translation {
+    let mut target_tokens: Vec<String> = h.ids.iter().map(|&i| vocabs.tgt.token(i)).collect();
+    if h.attention.len() == h.ids.len() + 1 {
+        target_tokens.push(vocabs.tgt.token(crate::data::tokenizer::EOS));
+    }
+    Translation {
+        translation: vocabs.tgt.decode(&h.ids),
+        source_tokens: src.iter().map(|&i| vocabs.src.token(i)).collect(),
+        target_tokens,
+        attention: h.attention.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(n: usize, beam: usize) -> (Job, oneshot::Receiver<Reply>) {
+        let (reply, rx) = oneshot::channel();
+        let texts = (0..n).map(|i| i.to_string()).collect();
+        (
+            Job {
+                texts,
+                beam,
+                alpha: 0.0,
+                reply,
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn full_queue_refuses_and_gives_the_job_back() {
+        let q = JobQueue::new(2);
+        let mut keep = vec![];
+        for _ in 0..2 {
+            let (j, rx) = job(1, 1);
+            assert!(q.submit(j).is_ok());
+            keep.push(rx);
+        }
+        let (j, _rx) = job(3, 1);
+        let (why, back) = q.submit(j).err().unwrap();
+        assert_eq!(why, SubmitError::Full);
+        assert_eq!(back.texts.len(), 3);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn batches_merge_compatible_jobs_up_to_the_limit_in_order() {
+        let q = JobQueue::new(10);
+        // beams: 1 (2 texts), 4 (1), 1 (3), 1 (2), 1 (1)
+        let mut rx = vec![];
+        for (n, beam) in [(2, 1), (1, 4), (3, 1), (2, 1), (1, 1)] {
+            let (j, r) = job(n, beam);
+            q.submit(j).ok().unwrap();
+            rx.push(r);
+        }
+        // First batch: jobs 0 (2), 2 (3) → 5; job 3 (2) would make 7 > 6; job 4 (1) fits → 6.
+        let b = q.next_batch(6).unwrap();
+        assert_eq!(
+            b.iter()
+                .map(|j| (j.texts.len(), j.beam))
+                .collect::<Vec<_>>(),
+            vec![(2, 1), (3, 1), (1, 1)]
+        );
+        // Then the beam-4 job alone (oldest), then job 3.
+        let b = q.next_batch(6).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].beam, 4);
+        let b = q.next_batch(6).unwrap();
+        assert_eq!((b.len(), b[0].texts.len()), (1, 2));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_first_job_is_taken_alone() {
+        let q = JobQueue::new(10);
+        let (a, _ra) = job(9, 1);
+        let (b, _rb) = job(1, 1);
+        q.submit(a).ok().unwrap();
+        q.submit(b).ok().unwrap();
+        let batch = q.next_batch(4).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].texts.len(), 9);
+    }
+
+    #[test]
+    fn close_drains_then_ends_and_refuses_new_jobs() {
+        let q = Arc::new(JobQueue::new(4));
+        let (a, _ra) = job(1, 1);
+        q.submit(a).ok().unwrap();
+        q.close();
+        let (b, _rb) = job(1, 1);
+        assert_eq!(q.submit(b).err().unwrap().0, SubmitError::Closed);
+        assert_eq!(q.next_batch(8).map(|b| b.len()), Some(1));
+        assert!(q.next_batch(8).is_none());
+        // A worker blocked on an empty queue is woken by close.
+        let q2 = Arc::new(JobQueue::new(4));
+        let waiter = {
+            let q2 = Arc::clone(&q2);
+            std::thread::spawn(move || q2.next_batch(8).is_none())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        q2.close();
+        assert!(waiter.join().unwrap());
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared by the `serve_*` tests: a tiny trained model, an in-process server on a loopback port,
+//! a real HTTP client, and the answers `translate_text` gives (what `attend translate` prints).
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use attend::config::Config;
+use attend::serve::api::Translation;
+use attend::serve::limits::Limits;
+use attend::serve::worker::translation;
+use attend::serve::{ServeOptions, Service};
+use attend::train::checkpoint::load_model;
+use attend::train::trainer::{train, TrainOptions};
+use attend::translate::translate_text;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A reverse-task model (integers 0–50, target = source reversed) trained for a few hundred steps
+/// into a temp directory, once per test binary: enough to translate confidently.
+pub fn tiny_model() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("attend-serve-model-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reverse.toml");
+        let sets: Vec<String> = [
+            "data.reverse_sizes=[4000, 50, 50]",
+            "data.max_len=12",
+            "model.embedding=32",
+            "model.hidden=32",
+            "model.decoder_hidden=64",
+            "model.attention_size=32",
+            "train.max_steps=300",
+            "train.valid_every=300",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let config = Config::load(Some(&path), &sets).expect("configs/reverse.toml parses");
+        let opts = TrainOptions {
+            out: dir.clone(),
+            resume: false,
+            quiet: true,
+        };
+        train(&config, &opts).expect("the tiny model trains");
+        dir
+    })
+}
+
+/// Sentences of the reverse task, lengths 1–10.
+pub fn sentences(n: usize, seed: u64) -> Vec<String> {
+    let mut rng = tensor::Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let len = 1 + rng.below(10);
+            (0..len)
+                .map(|_| rng.below(51).to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// What `translate_text` (and so `attend translate`) gives for each sentence alone.
+pub fn expected(dir: &Path, texts: &[String], beam: usize) -> Vec<Translation> {
+    let m = load_model(dir, "best").expect("the model loads");
+    let alpha = m.config.search.alpha;
+    texts
+        .iter()
+        .map(|t| {
+            let (_, hyps) = translate_text(
+                &*m.model,
+                &m.vocabs,
+                std::slice::from_ref(t),
+                &m.config,
+                beam,
+                alpha,
+            )
+            .expect("translates");
+            let src = m.vocabs.src.encode(t).expect("encodes");
+            translation(&m.vocabs, &src, &hyps[0])
+        })
+        .collect()
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Starts graceful shutdown and waits (at most 60 s) for the server to stop.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the server stops within 60 s")
+            .expect("the server task did not panic")
+    }
+
+    /// Starts graceful shutdown without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
+    pub async fn join(self) -> std::io::Result<()> {
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the server stops within 60 s")
+            .expect("the server task did not panic")
+    }
+}
+
+/// Starts the service on 127.0.0.1 with a free port.
+pub async fn start(workers: usize, limits: Limits) -> Running {
+    let opts = ServeOptions {
+        model: tiny_model().to_path_buf(),
+        checkpoint: "best".into(),
+        workers,
+        limits,
+    };
+    let service = tokio::task::spawn_blocking(move || Service::start(&opts))
+        .await
+        .unwrap()
+        .expect("the service starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(service.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// An HTTP client that never goes through a proxy (every address here is loopback).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// An answer: status, `Retry-After` if any, and the body as JSON.
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub json: serde_json::Value,
+}
+
+pub async fn post(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> Answer {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    answer(r).await
+}
+
+pub async fn get(client: &reqwest::Client, url: &str) -> Answer {
+    answer(client.get(url).send().await.expect("the server answers")).await
+}
+
+async fn answer(r: reqwest::Response) -> Answer {
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.expect("a body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    Answer {
+        status,
+        retry_after,
+        json,
+    }
+}
+
+/// Checks a translation from the server against the expected one: the same text and tokens, the
+/// same attention within 1e-5, each attention row a distribution over the source tokens.
+pub fn assert_same(got: &serde_json::Value, want: &Translation) {
+    let got: Translation = serde_json::from_value(got.clone()).expect("a Translation");
+    assert_eq!(got.translation, want.translation);
+    assert_eq!(got.source_tokens, want.source_tokens);
+    assert_eq!(got.target_tokens, want.target_tokens);
+    assert_eq!(got.attention.len(), want.attention.len());
+    assert_eq!(got.attention.len(), got.target_tokens.len());
+    for (g, w) in got.attention.iter().zip(&want.attention) {
+        assert_eq!(g.len(), got.source_tokens.len());
+        let sum: f32 = g.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "attention row sums to {sum}");
+        for (a, b) in g.iter().zip(w) {
+            assert!((a - b).abs() < 1e-5, "attention {a} vs {b}");
+        }
+    }
+}
