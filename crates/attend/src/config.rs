@@ -103,6 +103,39 @@ pub struct ModelConfig {
     pub attention_size: usize,
     #[serde(default)]
     pub dropout: f32,
+    /// Transformer: model width (embeddings, attention, residual stream).
+    #[serde(default = "d256")]
+    pub d_model: usize,
+    /// Transformer: attention heads (must divide `d_model`).
+    #[serde(default = "heads4")]
+    pub heads: usize,
+    /// Transformer: inner size of the position-wise feed-forward block.
+    #[serde(default = "d1024")]
+    pub ff_size: usize,
+    /// Transformer: feed-forward activation, `relu` or `gelu` (erf form).
+    #[serde(default = "relu")]
+    pub activation: String,
+    /// Transformer: layer-norm placement, `pre` (norm_first) or `post` (the 2017 paper).
+    #[serde(default = "pre")]
+    pub norm: String,
+    /// Transformer: `sinusoidal` or `learned` positions.
+    #[serde(default = "sinusoidal")]
+    pub positions: String,
+    /// Transformer: rows of the position table (learned positions cannot go further).
+    #[serde(default = "d1024")]
+    pub max_positions: usize,
+    /// Transformer: multiply embeddings by √d_model before adding positions.
+    #[serde(default = "yes")]
+    pub scale_embeddings: bool,
+    /// Transformer: one embedding table for source and target (needs equal vocabularies).
+    #[serde(default)]
+    pub shared_embeddings: bool,
+    /// Transformer: the output projection reuses the target embedding matrix.
+    #[serde(default)]
+    pub tie_output: bool,
+    /// Transformer: dropout on attention weights (defaults to `dropout`, as nn.Transformer).
+    #[serde(default)]
+    pub attention_dropout: Option<f32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -154,6 +187,21 @@ fn d256() -> usize {
 }
 fn yes() -> bool {
     true
+}
+fn heads4() -> usize {
+    4
+}
+fn d1024() -> usize {
+    1024
+}
+fn relu() -> String {
+    "relu".into()
+}
+fn pre() -> String {
+    "pre".into()
+}
+fn sinusoidal() -> String {
+    "sinusoidal".into()
 }
 fn gru() -> String {
     "gru".into()
@@ -231,6 +279,9 @@ impl Config {
         if m.hidden == 0 || m.embedding == 0 || m.encoder_layers == 0 || m.decoder_layers == 0 {
             return bad("model sizes and layer counts must be positive".into());
         }
+        if m.kind == "transformer" {
+            self.validate_transformer()?;
+        }
         let t = &self.train;
         if !["constant", "noam", "inverse_sqrt", "plateau"].contains(&t.schedule.as_str()) {
             return bad(format!(
@@ -255,6 +306,47 @@ impl Config {
         }
         if self.search.beam == 0 {
             return bad("search.beam must be ≥ 1".into());
+        }
+        Ok(())
+    }
+
+    /// The Transformer's keys (sizes, choices, and that the training data fit the positions).
+    fn validate_transformer(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let m = &self.model;
+        if m.d_model == 0 || m.ff_size == 0 || m.heads == 0 || m.max_positions == 0 {
+            return bad("model.d_model, heads, ff_size and max_positions must be positive".into());
+        }
+        if !m.d_model.is_multiple_of(m.heads) {
+            return bad(format!(
+                "model.heads = {} does not divide model.d_model = {}; choose a head count that divides it",
+                m.heads, m.d_model
+            ));
+        }
+        for (key, value, allowed) in [
+            ("activation", &m.activation, ["relu", "gelu"]),
+            ("norm", &m.norm, ["pre", "post"]),
+            ("positions", &m.positions, ["sinusoidal", "learned"]),
+        ] {
+            if !allowed.contains(&value.as_str()) {
+                return bad(format!(
+                    "model.{key} = {value:?}; use {:?} or {:?}",
+                    allowed[0], allowed[1]
+                ));
+            }
+        }
+        if let Some(p) = m.attention_dropout.filter(|p| !(0.0..1.0).contains(p)) {
+            return bad(format!("model.attention_dropout = {p} must be in [0, 1)"));
+        }
+        if m.shared_embeddings && !self.data.joint_vocab {
+            return bad("model.shared_embeddings = true needs data.joint_vocab = true (one vocabulary for both sides)".into());
+        }
+        if m.positions == "learned" && m.max_positions < self.data.max_len + 1 {
+            return bad(format!(
+                "model.max_positions = {} is shorter than data.max_len + 1 = {} (target plus <s>); raise it",
+                m.max_positions,
+                self.data.max_len + 1
+            ));
         }
         Ok(())
     }

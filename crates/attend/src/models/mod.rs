@@ -6,6 +6,7 @@ use crate::nn::Params;
 use tensor::{Rng, Tensor, Var};
 
 pub mod rnn;
+pub mod transformer;
 
 /// What one decoding step returns for every live row.
 pub struct StepOutput {
@@ -62,6 +63,11 @@ pub fn build(
         "rnn" => Ok(Box::new(rnn::RnnSeq2Seq::new(
             config, src_vocab, tgt_vocab, seed,
         )?)),
-        other => anyhow::bail!("model.kind = {other:?} is not available; use \"rnn\""),
+        "transformer" => Ok(Box::new(transformer::Transformer::from_config(
+            config, src_vocab, tgt_vocab, seed,
+        )?)),
+        other => {
+            anyhow::bail!("model.kind = {other:?} is not available; use \"rnn\" or \"transformer\"")
+        }
     }
 }

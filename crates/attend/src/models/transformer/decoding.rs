@@ -1,0 +1,91 @@
+//! Incremental decoding for the [`Transformer`]: one target position per step.
+//!
+//! ```text
+//! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once   [rows, H, S, d_h]
+//! step t: x = tgt_emb(y_{t-1}) · √d + pe[t]                                           [rows, 1, d]
+//!         per layer l: self-attention over cache_l ∪ {x}   (keys/values appended)  [rows, H, t+1, d_h]
+//!                      cross-attention over (K_l, V_l), source padding masked
+//!         logits = out_proj(decoder.norm(x))                                           [rows, V]
+//! ```
+//! Step by step this equals the teacher-forced pass with its causal mask (tested against a decoder
+//! that recomputes the prefix). `select` reorders every cache, memory and mask row for beam search.
+
+use super::{Transformer, TransformerError};
+use crate::attention::{KvCache, KvMemory};
+use crate::models::{Decoding, StepOutput};
+use tensor::Tensor;
+
+/// Decoding state: per-layer self-attention caches and projected memories.
+pub struct TransformerDecoding<'a> {
+    model: &'a Transformer,
+    /// Source padding `[rows, S]`, 1 = pad.
+    padding: Tensor,
+    /// Cross-attention keys and values per decoder layer, `[rows, H, S, d_h]`.
+    memories: Vec<KvMemory>,
+    /// Self-attention keys and values of the positions decoded so far, per decoder layer.
+    caches: Vec<KvCache>,
+    /// Position of the next input token (0 = `<s>`).
+    position: usize,
+}
+
+impl<'a> TransformerDecoding<'a> {
+    /// Encodes `src [rows, src_max]` and projects the memory for every decoder layer.
+    pub fn new(
+        model: &'a Transformer,
+        src: &[u32],
+        src_len: &[usize],
+        src_max: usize,
+    ) -> Result<TransformerDecoding<'a>, TransformerError> {
+        let enc = model.encode(src, src_len, src_max, None)?;
+        let memories = model
+            .decoder
+            .iter()
+            .map(|l| l.project_memory(&enc.memory))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(TransformerDecoding {
+            model,
+            padding: enc.padding,
+            caches: vec![KvCache::new(); memories.len()],
+            memories,
+            position: 0,
+        })
+    }
+}
+
+impl Decoding for TransformerDecoding<'_> {
+    fn step(&mut self, prev: &[u32]) -> StepOutput {
+        let (logits, cross) = self
+            .model
+            .decode_step(
+                prev,
+                self.position,
+                &mut self.caches,
+                &self.memories,
+                &self.padding,
+            )
+            .expect("previous tokens are the model's own outputs; rows follow select");
+        self.position += 1;
+        // Last layer's cross-attention [rows, H, 1, S] averaged over the heads → [rows, S].
+        let (rows, s) = (prev.len(), self.padding.dim(1));
+        let weights = cross.reshape(&[rows, cross.dim(1), s]).mean_axis(1);
+        StepOutput {
+            logits: logits.to_tensor(),
+            weights: Some(weights.to_tensor()),
+            scores: None,
+        }
+    }
+
+    fn select(&mut self, rows: &[usize]) {
+        let ids: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        self.padding = self.padding.select_rows(rows);
+        for m in &mut self.memories {
+            *m = m
+                .select_rows(&ids)
+                .expect("search selects rows of the current batch");
+        }
+        for c in &mut self.caches {
+            c.select_rows(&ids)
+                .expect("search selects rows of the current batch");
+        }
+    }
+}

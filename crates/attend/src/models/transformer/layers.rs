@@ -1,0 +1,328 @@
+//! The blocks of `torch.nn.Transformer` (Vaswani et al. 2017, §3.1–3.3), with its parameter names:
+//! an encoder layer (self-attention + feed-forward) and a decoder layer (causal self-attention +
+//! cross-attention + feed-forward), each sublayer wrapped in a residual connection and a layer norm.
+//!
+//! ```text
+//! FF(x)           = linear2(dropout(act(linear1(x))))          act = relu | gelu (erf form)
+//! pre-norm  (norm_first = True):  x ← x + dropout(Sublayer(LN(x)))
+//! post-norm (norm_first = False): x ← LN(x + dropout(Sublayer(x)))     (the 2017 paper)
+//! encoder layer:  SA(·) with the source padding mask;  then FF          norm1, norm2
+//! decoder layer:  causal SA(·);  then CA(·, memory) with the source padding mask;  then FF
+//!                                                                       norm1, norm2, norm3
+//! ```
+//!
+//! Shapes: `x [B, L, d]`, source padding `[B, S]` (1 = pad), attention weights `[B, H, L, S]`.
+//! Names under `{prefix}.`: `self_attn.*`, `multihead_attn.*` (decoder), `linear1.{weight [ff, d],
+//! bias}`, `linear2.{weight [d, ff], bias}`, `norm1.*`, `norm2.*`, `norm3.*` (decoder).
+
+use crate::attention::{AttentionError, KvCache, KvMemory, MultiHeadAttention};
+use crate::nn::{LayerNorm, Linear, Params};
+use tensor::{Rng, Tensor, Var};
+
+/// `nn.Transformer`'s `layer_norm_eps`.
+pub const LAYER_NORM_EPS: f32 = 1e-5;
+
+/// The feed-forward activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// `x·Φ(x)`, the erf form (PyTorch's default `gelu`).
+    Gelu,
+}
+
+/// Where the layer norms sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// `x + Sublayer(LN(x))` (`norm_first = True`).
+    Pre,
+    /// `LN(x + Sublayer(x))` (`norm_first = False`).
+    Post,
+}
+
+/// Sizes and options shared by every layer of a stack.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerSpec {
+    pub d_model: usize,
+    pub heads: usize,
+    pub ff_size: usize,
+    pub activation: Activation,
+    pub norm: NormPlacement,
+    /// Dropout after each sublayer and inside the feed-forward block.
+    pub dropout: f32,
+    /// Dropout on the attention weights.
+    pub attention_dropout: f32,
+}
+
+/// Dropout with probability `p` while training (`rng` is `Some`), the identity otherwise.
+pub(crate) fn dropout(x: Var, p: f32, rng: &mut Option<&mut Rng>) -> Var {
+    match rng.as_deref_mut() {
+        Some(r) if p > 0.0 => x.dropout(p, r),
+        _ => x,
+    }
+}
+
+/// A linear layer initialised Xavier-uniform (`nn.Transformer` re-initialises every matrix so) with
+/// PyTorch's default `U(±1/√in)` bias.
+fn xavier_linear(
+    params: &mut Params,
+    name: &str,
+    input: usize,
+    output: usize,
+    rng: &mut Rng,
+) -> Linear {
+    let bound = (6.0 / (input + output) as f32).sqrt();
+    let weight = params.uniform(&format!("{name}.weight"), &[output, input], bound, rng);
+    let bias = params.uniform(
+        &format!("{name}.bias"),
+        &[output],
+        1.0 / (input as f32).sqrt(),
+        rng,
+    );
+    Linear {
+        weight,
+        bias: Some(bias),
+    }
+}
+
+/// The position-wise feed-forward block `linear2(dropout(act(linear1(x))))`.
+pub struct FeedForward {
+    pub linear1: Linear,
+    pub linear2: Linear,
+    pub activation: Activation,
+}
+
+impl FeedForward {
+    fn new(params: &mut Params, prefix: &str, spec: &LayerSpec, rng: &mut Rng) -> FeedForward {
+        FeedForward {
+            linear1: xavier_linear(
+                params,
+                &format!("{prefix}.linear1"),
+                spec.d_model,
+                spec.ff_size,
+                rng,
+            ),
+            linear2: xavier_linear(
+                params,
+                &format!("{prefix}.linear2"),
+                spec.ff_size,
+                spec.d_model,
+                rng,
+            ),
+            activation: spec.activation,
+        }
+    }
+
+    /// `x [B, L, d] → [B, L, d]`.
+    fn forward(&self, x: &Var, p: f32, rng: &mut Option<&mut Rng>) -> Var {
+        let h = self.linear1.forward(x); // [B, L, ff]
+        let h = match self.activation {
+            Activation::Relu => h.relu(),
+            Activation::Gelu => h.gelu(),
+        };
+        self.linear2.forward(&dropout(h, p, rng))
+    }
+}
+
+/// One residual sublayer: pre-norm `x + dropout(f(LN x))` or post-norm `LN(x + dropout(f(x)))`.
+fn residual(
+    x: &Var,
+    norm: &LayerNorm,
+    placement: NormPlacement,
+    p: f32,
+    rng: &mut Option<&mut Rng>,
+    f: impl FnOnce(&Var, &mut Option<&mut Rng>) -> Result<Var, AttentionError>,
+) -> Result<Var, AttentionError> {
+    match placement {
+        NormPlacement::Pre => {
+            let y = f(&norm.forward(x), rng)?;
+            Ok(x.add(&dropout(y, p, rng)))
+        }
+        NormPlacement::Post => {
+            let y = f(x, rng)?;
+            Ok(norm.forward(&x.add(&dropout(y, p, rng))))
+        }
+    }
+}
+
+/// `nn.TransformerEncoderLayer`.
+pub struct EncoderLayer {
+    pub self_attn: MultiHeadAttention,
+    pub ff: FeedForward,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    spec: LayerSpec,
+}
+
+impl EncoderLayer {
+    /// Registers `{prefix}.self_attn.*`, `linear1/2.*`, `norm1/2.*`.
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        spec: &LayerSpec,
+        rng: &mut Rng,
+    ) -> Result<EncoderLayer, AttentionError> {
+        let self_attn = MultiHeadAttention::new(
+            params,
+            &format!("{prefix}.self_attn"),
+            spec.d_model,
+            spec.heads,
+            spec.attention_dropout,
+            rng,
+        )?;
+        let ff = FeedForward::new(params, prefix, spec, rng);
+        let norm = |params: &mut Params, n: u8| {
+            LayerNorm::new(
+                params,
+                &format!("{prefix}.norm{n}"),
+                spec.d_model,
+                LAYER_NORM_EPS,
+            )
+        };
+        Ok(EncoderLayer {
+            self_attn,
+            ff,
+            norm1: norm(params, 1),
+            norm2: norm(params, 2),
+            spec: *spec,
+        })
+    }
+
+    /// `x [B, S, d]`, `padding [B, S]` → `(y [B, S, d], self-attention weights [B, H, S, S])`.
+    pub fn forward(
+        &self,
+        x: &Var,
+        padding: &Tensor,
+        rng: &mut Option<&mut Rng>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let (p, norm) = (self.spec.dropout, self.spec.norm);
+        let mut weights = None;
+        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| {
+            let (y, w) = self
+                .self_attn
+                .forward(h, h, Some(padding), None, rng.as_deref_mut())?;
+            weights = Some(w);
+            Ok(y)
+        })?;
+        let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| {
+            Ok(self.ff.forward(h, p, rng))
+        })?;
+        Ok((x, weights.expect("the attention sublayer ran")))
+    }
+}
+
+/// How a decoder layer's self-attention sees the target prefix.
+pub enum SelfAttention<'a> {
+    /// All `T` positions at once (teacher forcing) with this causal mask `[T, T]`.
+    Full(&'a Tensor),
+    /// The newest position(s) only; earlier keys and values come from (and are added to) the cache.
+    Step(&'a mut KvCache),
+}
+
+/// What a decoder layer returns.
+pub struct DecoderOutput {
+    /// `[B, T, d]`
+    pub x: Var,
+    /// Self-attention weights `[B, H, T, t]` (`t` = positions seen so far).
+    pub self_weights: Var,
+    /// Cross-attention weights `[B, H, T, S]`.
+    pub cross_weights: Var,
+}
+
+/// `nn.TransformerDecoderLayer`.
+pub struct DecoderLayer {
+    pub self_attn: MultiHeadAttention,
+    pub multihead_attn: MultiHeadAttention,
+    pub ff: FeedForward,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub norm3: LayerNorm,
+    spec: LayerSpec,
+}
+
+impl DecoderLayer {
+    /// Registers `{prefix}.self_attn.*`, `multihead_attn.*`, `linear1/2.*`, `norm1/2/3.*`.
+    pub fn new(
+        params: &mut Params,
+        prefix: &str,
+        spec: &LayerSpec,
+        rng: &mut Rng,
+    ) -> Result<DecoderLayer, AttentionError> {
+        let mha = |params: &mut Params, name: &str, rng: &mut Rng| {
+            MultiHeadAttention::new(
+                params,
+                &format!("{prefix}.{name}"),
+                spec.d_model,
+                spec.heads,
+                spec.attention_dropout,
+                rng,
+            )
+        };
+        let self_attn = mha(params, "self_attn", rng)?;
+        let multihead_attn = mha(params, "multihead_attn", rng)?;
+        let ff = FeedForward::new(params, prefix, spec, rng);
+        let norm = |params: &mut Params, n: u8| {
+            LayerNorm::new(
+                params,
+                &format!("{prefix}.norm{n}"),
+                spec.d_model,
+                LAYER_NORM_EPS,
+            )
+        };
+        Ok(DecoderLayer {
+            self_attn,
+            multihead_attn,
+            ff,
+            norm1: norm(params, 1),
+            norm2: norm(params, 2),
+            norm3: norm(params, 3),
+            spec: *spec,
+        })
+    }
+
+    /// The encoder memory `[B, S, d]` projected to this layer's cross-attention keys and values,
+    /// once per batch.
+    pub fn project_memory(&self, memory: &Var) -> Result<KvMemory, AttentionError> {
+        self.multihead_attn.project_memory(memory)
+    }
+
+    /// `x [B, T, d]` through the layer; `memory` from [`project_memory`](Self::project_memory),
+    /// `padding [B, S]` its padding mask.
+    pub fn forward(
+        &self,
+        x: &Var,
+        self_attention: SelfAttention<'_>,
+        memory: &KvMemory,
+        padding: &Tensor,
+        rng: &mut Option<&mut Rng>,
+    ) -> Result<DecoderOutput, AttentionError> {
+        let (p, norm) = (self.spec.dropout, self.spec.norm);
+        let mut self_weights = None;
+        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| {
+            let (y, w) = match self_attention {
+                SelfAttention::Full(causal) => {
+                    self.self_attn
+                        .forward(h, h, None, Some(causal), rng.as_deref_mut())?
+                }
+                SelfAttention::Step(cache) => self.self_attn.forward_step(h, cache)?,
+            };
+            self_weights = Some(w);
+            Ok(y)
+        })?;
+        let mut cross_weights = None;
+        let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| {
+            let (y, w) =
+                self.multihead_attn
+                    .attend(h, memory, Some(padding), None, rng.as_deref_mut())?;
+            cross_weights = Some(w);
+            Ok(y)
+        })?;
+        let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
+            Ok(self.ff.forward(h, p, rng))
+        })?;
+        Ok(DecoderOutput {
+            x,
+            self_weights: self_weights.expect("the self-attention sublayer ran"),
+            cross_weights: cross_weights.expect("the cross-attention sublayer ran"),
+        })
+    }
+}
