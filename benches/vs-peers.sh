@@ -14,7 +14,7 @@
 #
 # Environment: ROUNDS (5), THREADS ("1 2"), SHAPES ("32,8,64,64 8,8,256,64"), CAUSAL ("no yes"),
 # MODES ("fwdbwd"; also "fwd"), MIN_TIME (1.0 s per measurement, as the peer), MAX_FOREIGN (0.05),
-# QUIET_TIMEOUT (900), PEERS (../shared/peers), PEERS_PY (/opt/peers/bin/python; made by
+# QUIET_TIMEOUT (900), BUILD (1; 0 = use the binaries already built), PEERS (../shared/peers), PEERS_PY (/opt/peers/bin/python; made by
 # `bash $PEERS/setup.sh`), OUT (raw JSON lines, default target/vs-peers/attention-<date>.jsonl).
 set -euo pipefail
 
@@ -38,11 +38,13 @@ COMMAND="bash benches/vs-peers.sh  # ROUNDS=$ROUNDS THREADS=\"$THREADS\" SHAPES=
 mkdir -p "$(dirname "$OUT")"
 
 cd "$ROOT"
-echo "== building attend (release)" >&2
-cargo build --release -q -p attend --example bench_attention
+if [[ "${BUILD:-1}" == 1 ]]; then
+  echo "== building attend (release)" >&2
+  cargo build --release -q -p attend --example bench_attention
+  cargo build --release -q -p attend --bin attend 2>/dev/null || true
+fi
 # `attend bench attention` once the CLI has it; the example runner (same function, same flags) before.
-if cargo build --release -q -p attend --bin attend 2>/dev/null \
-  && ./target/release/attend bench attention --help >/dev/null 2>&1; then
+if ./target/release/attend bench attention --help >/dev/null 2>&1; then
   ATTEND=(./target/release/attend bench attention)
 else
   ATTEND=(./target/release/examples/bench_attention)

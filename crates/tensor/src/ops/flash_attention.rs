@@ -21,9 +21,14 @@
 //! `dVⱼ += Pᵢⱼᵀ dOᵢ`, `dPᵢⱼ = dOᵢ Vⱼᵀ`, `dSᵢⱼ = Pᵢⱼ ∘ (dPᵢⱼ − Dᵢ) · scale`,
 //! `dQᵢ += dSᵢⱼ Kⱼ`, `dKⱼ += dSᵢⱼᵀ Qᵢ`.
 //!
-//! Block products go through `gemm` on the calling thread; the work is spread over
-//! (batch·head, query block) in the forward and over batch·head in the backward with rayon. The
-//! row loops (max, exp, sums) are compiled for AVX-512 / AVX2 and chosen at run time.
+//! Scores and probabilities are kept transposed (`Sᵀ [keys, queries]`), so that the softmax
+//! statistics are vector operations across queries and every block product reads its right operand
+//! row by row. Block products run on the calling thread: a register-tiled AVX-512 kernel without
+//! packing where the CPU has AVX-512 (`gemm` spent a third of its time packing these 64-wide blocks,
+//! per `perf`), `gemm` elsewhere; with a causal mask they skip the hidden triangle of diagonal
+//! blocks. The work is spread over (batch·head, query block) in the forward and over batch·head in
+//! the backward with rayon. The element-wise loops are compiled for AVX-512 / AVX2 and chosen at
+//! run time (`ATTEND_SIMD=avx2|baseline` caps the choice).
 
 use crate::tensor::Tensor;
 use crate::threads::threads;
