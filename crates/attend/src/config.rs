@@ -34,6 +34,9 @@ pub struct Config {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub search: SearchConfig,
+    /// The image captioner (`model.kind = "captioner"`): image size, digit strips, CNN.
+    #[serde(default)]
+    pub caption: crate::caption::CaptionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,9 +251,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let m = &self.model;
-        if !["rnn", "transformer"].contains(&m.kind.as_str()) {
+        if !["rnn", "transformer", "captioner"].contains(&m.kind.as_str()) {
             return bad(format!(
-                "model.kind = {:?}; use \"rnn\" or \"transformer\"",
+                "model.kind = {:?}; use \"rnn\", \"transformer\" or \"captioner\"",
                 m.kind
             ));
         }

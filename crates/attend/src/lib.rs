@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod bench;
+pub mod caption;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -5,6 +5,7 @@
 
 mod explain;
 mod report;
+mod caption;
 mod score;
 mod serve;
 mod train;
@@ -32,6 +33,7 @@ enum Command {
     Train(train::TrainArgs),
     Translate(translate::TranslateArgs),
     Score(score::ScoreArgs),
+    Caption(caption::CaptionArgs),
     Explain(explain::ExplainArgs),
     Report(report::ReportArgs),
     Serve(serve::ServeArgs),
@@ -50,6 +52,7 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
         Command::Score(a) => score::run(a),
+        Command::Caption(a) => caption::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Report(a) => report::run(a),
         Command::Serve(a) => serve::run(a),

@@ -1,5 +1,6 @@
 //! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
 
+use crate::caption::{train_captioner, CaptionSummary};
 use crate::config::Config;
 use crate::train::trainer::{train, Summary, TrainOptions};
 use anyhow::Result;
@@ -33,16 +34,46 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-    let summary = train(
-        &cfg,
-        &TrainOptions {
-            out: out.clone(),
-            resume: a.resume,
-            quiet: a.quiet,
-        },
-    )?;
+    let opts = TrainOptions {
+        out: out.clone(),
+        resume: a.resume,
+        quiet: a.quiet,
+    };
+    if cfg.model.kind == "captioner" {
+        let s = train_captioner(&cfg, &opts)?;
+        print_caption_summary(&s, &out);
+        return Ok(());
+    }
+    let summary = train(&cfg, &opts)?;
     print_summary(&summary, &out);
     Ok(())
+}
+
+fn print_caption_summary(s: &CaptionSummary, dir: &Path) {
+    println!("model      {} ({} parameters)", s.model, s.params);
+    println!(
+        "trained    {} steps in {:.0} s ({} threads); best dev exact {:.1}% at step {}",
+        s.steps,
+        s.train_seconds,
+        s.threads,
+        100.0 * s.dev_exact,
+        s.best_step
+    );
+    println!(
+        "test       exact {:.1}%  BLEU {:.2}  ({} images, beam {})",
+        100.0 * s.test_exact,
+        s.test_bleu,
+        s.test_images,
+        s.beam
+    );
+    if let (Some(lr), Some(on)) = (s.attention_left_to_right, s.attention_on_digit) {
+        println!(
+            "attention  centroid moves left to right on {:.1}% of test strips; on the digit for {:.1}% of digits",
+            100.0 * lr,
+            100.0 * on
+        );
+    }
+    println!("run        {}", dir.display());
 }
 
 fn print_summary(s: &Summary, dir: &Path) {
