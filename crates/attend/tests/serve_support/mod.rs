@@ -19,10 +19,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A reverse-task model (integers 0–50, target = source reversed) trained for a few hundred steps
-/// into a temp directory, once per test binary: enough to translate confidently.
+/// into a temp directory, once per test binary: enough to translate confidently. With
+/// `ATTEND_SERVE_MODEL=DIR` a reverse run trained elsewhere is used instead (for the README's
+/// screenshot; the tests of serve_api.rs expect the tiny model's sizes).
 pub fn tiny_model() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("ATTEND_SERVE_MODEL") {
+            return PathBuf::from(dir);
+        }
         let dir = std::env::temp_dir().join(format!("attend-serve-model-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reverse.toml");
