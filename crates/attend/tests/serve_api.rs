@@ -329,6 +329,27 @@ async fn shutdown_finishes_the_requests_in_flight() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalled_mid_request_cannot_hold_shutdown_past_the_grace() {
+    let mut server = start_with_grace(1, Limits::default(), Duration::from_secs(1)).await;
+    // The headers promise 100 bytes of body; 10 come, then nothing.
+    let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
+    let head = "POST /translate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{\"text\": ";
+    stalled.write_all(head.as_bytes()).unwrap();
+    // A request served on another connection after that one was opened.
+    let a = post(&client(), &server.url("/translate"), r#"{"text": "1 2"}"#).await;
+    assert_eq!(a.status, 200);
+    let t0 = Instant::now();
+    server.begin_stop();
+    server.join().await.unwrap();
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(20),
+        "stopped after {waited:?}"
+    );
+}
+
 /// The `attend` binary: `attend serve` answers as `attend translate` prints, and SIGTERM stops it
 /// cleanly (exit 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 
 use crate::serve::limits::Limits;
 use crate::serve::{shutdown_signal, ServeOptions, Service};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Serve translations over HTTP, with a page that shows the attention.
 #[derive(clap::Args)]
@@ -34,9 +35,15 @@ pub struct ServeArgs {
     /// Most sentences a worker decodes together (waiting requests are merged up to this).
     #[arg(long, default_value_t = Limits::default().max_batch)]
     max_batch: usize,
+    /// On SIGINT/SIGTERM, seconds to wait for the requests in flight before closing them.
+    #[arg(long, default_value_t = 30.0)]
+    grace: f64,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
+    if !(a.grace.is_finite() && a.grace >= 0.0) {
+        bail!("--grace must be a number of seconds ≥ 0");
+    }
     let opts = ServeOptions {
         model: a.model,
         checkpoint: a.checkpoint,
@@ -48,6 +55,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
             max_batch: a.max_batch,
             ..Limits::default()
         },
+        grace: Duration::from_secs_f64(a.grace),
     };
     let service = Service::start(&opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -69,7 +77,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
             info.params,
             opts.workers
         );
-        service.serve(listener, shutdown_signal()).await?;
+        service
+            .serve(listener, shutdown_signal(), opts.grace)
+            .await?;
         eprintln!("attend serve: stopped");
         Ok(())
     })

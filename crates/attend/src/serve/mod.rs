@@ -28,10 +28,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use limits::Limits;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use worker::{Job, WorkerPool};
 
@@ -48,6 +49,9 @@ pub struct ServeOptions {
     /// Worker threads, each with its own copy of the model.
     pub workers: usize,
     pub limits: Limits,
+    /// After the shutdown signal, how long to wait for requests in flight (a client that stalls
+    /// mid-request must not keep the server alive for ever).
+    pub grace: Duration,
 }
 
 struct AppState {
@@ -103,19 +107,32 @@ impl Service {
             .with_state(Arc::clone(&self.state))
     }
 
-    /// Serves on `listener` until `shutdown` completes, then finishes the requests in flight and
-    /// stops the workers.
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, finishes the
+    /// requests in flight (for at most `grace`) and stops the workers once their queue is done.
     pub async fn serve<F>(
         self,
         listener: tokio::net::TcpListener,
         shutdown: F,
+        grace: Duration,
     ) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (signalled, mut heard) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = signalled.send(true);
+        });
+        let deadline = async move {
+            let _ = heard.wait_for(|&s| s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = server.into_future() => served?,
+            _ = deadline => eprintln!(
+                "attend serve: requests still open {grace:?} after the shutdown signal; closing them"
+            ),
+        }
         let state = self.state;
         tokio::task::spawn_blocking(move || state.pool.shutdown())
             .await

@@ -129,13 +129,18 @@ impl Running {
     }
 }
 
-/// Starts the service on 127.0.0.1 with a free port.
+/// Starts the service on 127.0.0.1 with a free port (30 s of grace at shutdown).
 pub async fn start(workers: usize, limits: Limits) -> Running {
+    start_with_grace(workers, limits, Duration::from_secs(30)).await
+}
+
+pub async fn start_with_grace(workers: usize, limits: Limits, grace: Duration) -> Running {
     let opts = ServeOptions {
         model: tiny_model().to_path_buf(),
         checkpoint: "best".into(),
         workers,
         limits,
+        grace,
     };
     let service = tokio::task::spawn_blocking(move || Service::start(&opts))
         .await
@@ -144,9 +149,13 @@ pub async fn start(workers: usize, limits: Limits) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(service.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(service.serve(
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        grace,
+    ));
     Running {
         addr,
         stop: Some(stop),
