@@ -8,6 +8,7 @@
 //! running before or after.
 
 pub mod attention;
+pub mod seq2seq;
 
 use std::time::Instant;
 

@@ -3,6 +3,7 @@
 //! Commands: `train`, `translate`, `score` (and more as they land: `explain`, `report`, `bench`,
 //! `import-torch`, `serve`, `caption`).
 
+mod bench;
 mod explain;
 mod report;
 mod caption;
@@ -37,6 +38,7 @@ enum Command {
     Explain(explain::ExplainArgs),
     Report(report::ReportArgs),
     Serve(serve::ServeArgs),
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -56,5 +58,6 @@ pub fn run() -> Result<()> {
         Command::Explain(a) => explain::run(a),
         Command::Report(a) => report::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

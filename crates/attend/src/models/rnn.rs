@@ -15,16 +15,19 @@
 //! With one decoder layer and a 1-layer bi-GRU this is exactly the model of `seq2seq_bench.py` in
 //! `../shared/peers` (same parameter count). The output projection runs once over all steps in
 //! training; the recurrence is the engine's fused cell op, one step at a time when attention feeds
-//! back into it, over the whole sequence at once when it does not.
+//! back into it, over the whole sequence at once when it does not. Additive attention runs as the
+//! engine's fused step (`tensor::ops::additive_step`: scores, masked softmax and context in one op
+//! with a hand-written backward); the plain layer ops remain the oracle ([`RnnSeq2Seq::set_fused`]).
 
 use super::{Decoding, Seq2Seq, StepOutput};
-use crate::attention::mask::padding_mask;
+use crate::attention::mask::{masked_softmax, padding_mask};
 use crate::attention::{AdditiveAttention, MultiplicativeAttention, StepAttention};
 use crate::config::Config;
 use crate::data::batcher::Batch;
 use crate::nn::rnn::{CellKind, Rnn, RnnConfig, RnnWeights};
 use crate::nn::{Linear, Params};
 use anyhow::Result;
+use tensor::ops::additive_step::additive_step;
 use tensor::{Rng, Tensor, Var};
 
 /// An RNN encoder-decoder (see the module doc).
@@ -36,6 +39,12 @@ pub struct RnnSeq2Seq {
     encoder: Rnn,
     bridge: Linear,
     attention: Option<Box<dyn StepAttention>>,
+    /// Handles to the additive layer's `W_q` and `v` for the fused step (the same parameters as
+    /// `attention`); `None` for the other attentions.
+    additive: Option<AdditiveWeights>,
+    /// Run additive attention through the engine's fused step (default) rather than the plain
+    /// layer ops, which stay as the oracle ([`RnnSeq2Seq::set_fused`]).
+    fused: bool,
     /// Decoder layers (`decoder.weight_ih_l{k}` …); layer 0 reads `[emb ; context]` with attention.
     decoder: Vec<RnnWeights>,
     out_proj: Linear,
@@ -83,15 +92,17 @@ impl RnnSeq2Seq {
             true,
             &mut rng,
         );
+        let mut additive = None;
         let attention: Option<Box<dyn StepAttention>> = match m.attention.as_str() {
-            "additive" => Some(Box::new(AdditiveAttention::new(
-                &mut params,
-                "attn",
-                hd,
-                dk,
-                m.attention_size,
-                &mut rng,
-            ))),
+            "additive" => {
+                let layer =
+                    AdditiveAttention::new(&mut params, "attn", hd, dk, m.attention_size, &mut rng);
+                additive = Some(AdditiveWeights {
+                    w_q: layer.w_q.weight.clone(),
+                    v: layer.v.weight.clone(),
+                });
+                Some(Box::new(layer))
+            }
             "dot" => Some(Box::new(MultiplicativeAttention::dot())),
             "general" => Some(Box::new(MultiplicativeAttention::general(
                 &mut params,
@@ -126,6 +137,8 @@ impl RnnSeq2Seq {
             encoder,
             bridge,
             attention,
+            additive,
+            fused: true,
             decoder,
             out_proj,
             dropout: m.dropout,
@@ -210,12 +223,70 @@ impl RnnSeq2Seq {
         xp
     }
 
+    /// Chooses the fused additive-attention step (`true`, the default) or the plain layer ops.
+    /// Both compute the same function; the plain path is the oracle the fused one is tested against.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    /// One attention step of the decoder: `query [B, Hd]` against `keys` (from `project_keys`) and
+    /// the annotations `ann [B, S, Dk]` → `context [B, Dk]`, weights `[B, S]`, raw scores `[B, S]`.
+    fn attend(
+        &self,
+        attn: &dyn StepAttention,
+        query: &Var,
+        keys: &Var,
+        ann: &Var,
+        mask: &Tensor,
+    ) -> Attended {
+        match (&self.additive, self.fused) {
+            (Some(w), true) => {
+                let q = query.linear(&w.w_q, None); // W_q s: [B, A]
+                let out = additive_step(&q, keys, &w.v, ann, Some(mask));
+                Attended {
+                    context: out.context,
+                    weights: out.weights,
+                    scores: out.scores,
+                }
+            }
+            _ => {
+                let e = attn
+                    .scores(query, keys)
+                    .expect("shapes are fixed by the model"); // [B, S]
+                let a = masked_softmax(&e, Some(mask)).expect("shapes are fixed by the model");
+                let (b, s) = (a.dim(0), a.dim(1));
+                let context = a.reshape(&[b, 1, s]).matmul(ann).reshape(&[b, ann.dim(-1)]); // [B, Dk]
+                Attended {
+                    context,
+                    weights: a.to_tensor(),
+                    scores: e.to_tensor(),
+                }
+            }
+        }
+    }
+
     /// Layer 0's input weights split into the embedding and the context columns.
     fn split_input_weights(&self) -> (Var, Var) {
         let w = &self.decoder[0].weight_ih;
         let e = self.embedding;
         (w.narrow(1, 0, e), w.narrow(1, e, w.dim(1) - e))
     }
+}
+
+/// `W_q [A, Hd]` and `v [1, A]` of the additive attention layer (shared handles).
+struct AdditiveWeights {
+    w_q: Var,
+    v: Var,
+}
+
+/// What one attention step gives the decoder.
+struct Attended {
+    /// `[B, Dk]`, on the tape.
+    context: Var,
+    /// `[B, S]`
+    weights: Tensor,
+    /// `[B, S]`, before masking.
+    scores: Tensor,
 }
 
 /// Recurrent state of one decoder layer, `[B, H]` each.
@@ -283,9 +354,10 @@ impl Seq2Seq for RnnSeq2Seq {
                 let xp_emb = y.linear(&w_emb, Some(&self.decoder[0].bias_ih));
                 let mut outs = Vec::with_capacity(t);
                 for step in 0..t {
-                    let (ctx, _) = attn
-                        .step(&states[self.decoder.len() - 1].h, &keys, &ann, Some(&mask))
-                        .expect("shapes are fixed by the model");
+                    let query = &states[self.decoder.len() - 1].h;
+                    let ctx = self
+                        .attend(attn.as_ref(), query, &keys, &ann, &mask)
+                        .context;
                     let xp0 = xp_emb.select(1, step).add(&ctx.linear(&w_ctx, None));
                     let top = self.decoder_step(xp0, &mut states, &mut rng);
                     outs.push(Var::concat(&[top, ctx], -1).reshape(&[b, 1, hd + ann.dim(-1)]));
@@ -348,14 +420,11 @@ impl Decoding for RnnDecoding<'_> {
         match (&m.attention, &self.keys, &self.weights_ctx) {
             (Some(attn), Some(keys), Some((w_emb, w_ctx))) => {
                 let query = &self.states[m.decoder.len() - 1].h;
-                let e = attn.scores(query, keys).expect("fixed shapes"); // [rows, S]
-                let a = crate::attention::mask::masked_softmax(&e, Some(&self.mask))
-                    .expect("fixed shapes");
-                let (rows, s) = (a.dim(0), a.dim(1));
-                let ctx = a
-                    .reshape(&[rows, 1, s])
-                    .matmul(&self.ann)
-                    .reshape(&[rows, self.ann.dim(-1)]);
+                let Attended {
+                    context: ctx,
+                    weights,
+                    scores,
+                } = m.attend(attn.as_ref(), query, keys, &self.ann, &self.mask);
                 let xp0 = y
                     .linear(w_emb, Some(&l0.bias_ih))
                     .add(&ctx.linear(w_ctx, None));
@@ -363,8 +432,8 @@ impl Decoding for RnnDecoding<'_> {
                 let logits = m.out_proj.forward(&Var::concat(&[top, ctx], -1));
                 StepOutput {
                     logits: logits.to_tensor(),
-                    weights: Some(a.to_tensor()),
-                    scores: Some(e.to_tensor()),
+                    weights: Some(weights),
+                    scores: Some(scores),
                 }
             }
             _ => {
@@ -388,5 +457,124 @@ impl Decoding for RnnDecoding<'_> {
             st.h = pick(&st.h);
             st.c = st.c.as_ref().map(pick);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::optimizer::{Adam, AdamConfig};
+
+    fn model(seed: u64) -> RnnSeq2Seq {
+        let sets: Vec<String> = [
+            "model.attention=\"additive\"",
+            "model.embedding=6",
+            "model.hidden=5",
+            "model.decoder_hidden=10",
+            "model.attention_size=7",
+            "model.dropout=0.0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let cfg = Config::load(None, &sets).expect("config");
+        RnnSeq2Seq::new(&cfg, 16, 14, seed).expect("model")
+    }
+
+    /// Three sentences of different lengths, so that source padding is masked.
+    fn batch() -> Batch {
+        let pairs: Vec<(Vec<u32>, Vec<u32>)> = vec![
+            (vec![4, 5, 6, 7, 8], vec![8, 9, 10]),
+            (vec![11, 4], vec![5, 6, 7, 12, 4]),
+            (vec![9], vec![6]),
+        ];
+        let refs: Vec<(&[u32], &[u32])> = pairs
+            .iter()
+            .map(|(s, t)| (s.as_slice(), t.as_slice()))
+            .collect();
+        Batch::new(&refs, vec![0, 1, 2])
+    }
+
+    /// Logits and every parameter's gradient of a label-smoothed loss, with the chosen path.
+    fn logits_and_grads(m: &mut RnnSeq2Seq, fused: bool, b: &Batch) -> (Tensor, Vec<Tensor>) {
+        m.set_fused(fused);
+        m.params().zero_grad();
+        let logits = m.logits(b, None);
+        logits.cross_entropy(&b.tgt_out, Some(0), 0.1).backward();
+        let grads = m
+            .params()
+            .vars()
+            .iter()
+            .map(|p| p.grad().expect("every parameter gets a gradient"))
+            .collect();
+        (logits.to_tensor(), grads)
+    }
+
+    #[test]
+    fn fused_attention_equals_the_plain_layers() {
+        let b = batch();
+        let mut m = model(3);
+        let (lf, gf) = logits_and_grads(&mut m, true, &b);
+        let (lp, gp) = logits_and_grads(&mut m, false, &b);
+        assert!(
+            lf.max_abs_diff(&lp) < 1e-5,
+            "logits differ by {}",
+            lf.max_abs_diff(&lp)
+        );
+        for ((name, _), (f, p)) in m.params().iter().zip(gf.iter().zip(&gp)) {
+            let scale = p.data().iter().fold(1e-3f32, |a, x| a.max(x.abs()));
+            assert!(
+                f.max_abs_diff(p) <= 1e-4 * scale,
+                "{name}: gradients differ by {} (scale {scale})",
+                f.max_abs_diff(p)
+            );
+        }
+        // Incremental decoding: logits, weights and raw scores at every step.
+        let steps = |fused: bool, m: &mut RnnSeq2Seq| {
+            m.set_fused(fused);
+            tensor::no_grad(|| {
+                let mut dec = m.begin(&b.src, &b.src_len, b.src_max);
+                (0..4)
+                    .map(|t| dec.step(&[1 + t, 5 + t, 7]))
+                    .collect::<Vec<StepOutput>>()
+            })
+        };
+        let (fs, ps) = (steps(true, &mut m), steps(false, &mut m));
+        for (f, p) in fs.iter().zip(&ps) {
+            assert!(f.logits.max_abs_diff(&p.logits) < 1e-5);
+            let (fw, pw) = (
+                f.weights.as_ref().expect("w"),
+                p.weights.as_ref().expect("w"),
+            );
+            assert!(fw.max_abs_diff(pw) < 1e-6);
+            let (fe, pe) = (f.scores.as_ref().expect("e"), p.scores.as_ref().expect("e"));
+            assert!(fe.max_abs_diff(pe) < 1e-5);
+            // Padded source positions get exactly zero weight.
+            assert!(fw.data()[5 + 2..10].iter().all(|&x| x == 0.0));
+        }
+    }
+
+    #[test]
+    fn training_with_fused_and_plain_paths_gives_the_same_losses() {
+        let b = batch();
+        let run = |fused: bool| {
+            let mut m = model(11);
+            m.set_fused(fused);
+            let mut opt = Adam::new(m.params().vars(), AdamConfig::default());
+            (0..4)
+                .map(|_| {
+                    m.params().zero_grad();
+                    let loss = m.logits(&b, None).cross_entropy(&b.tgt_out, Some(0), 0.0);
+                    loss.backward();
+                    opt.step(1e-2);
+                    loss.item()
+                })
+                .collect::<Vec<f32>>()
+        };
+        let (f, p) = (run(true), run(false));
+        for (a, c) in f.iter().zip(&p) {
+            assert!((a - c).abs() < 1e-5, "losses {f:?} vs {p:?}");
+        }
+        assert!(f[3] < f[0], "the loss goes down: {f:?}");
     }
 }

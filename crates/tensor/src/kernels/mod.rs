@@ -1,3 +1,4 @@
 //! Low-level kernels on slices: matrix products (through `gemm`) and fused loops.
 
 pub mod gemm;
+pub mod math;

@@ -6,6 +6,7 @@
 //! mean of `ℓ_i` over the rows whose target is not the ignored index.
 //! Backward: `dz_i = (p_i − q_i) / n`, `q_i = (1 − ε)·onehot(y_i) + ε/V`; ignored rows get zero.
 
+use crate::kernels::math::{exp, simd_fn};
 use crate::ops::softmax::log_softmax_row;
 use crate::tensor::Tensor;
 use crate::var::Var;
@@ -94,14 +95,21 @@ impl Var {
                             if Some(y) == ignore {
                                 return;
                             }
-                            for (d, &l) in dz.iter_mut().zip(lp) {
-                                *d = (l.exp() - off) * scale;
-                            }
+                            grad_row(dz, lp, off, scale);
                             dz[y as usize] -= (1.0 - smoothing) * scale;
                         });
                 }
                 vec![Some(Tensor::from_vec(dz, &shape))]
             }),
         )
+    }
+}
+
+simd_fn! {
+    /// `dz = (e^{log p} − off) · scale` for one row (the target's share is subtracted by the caller).
+    fn grad_row(dz: &mut [f32], logp: &[f32], off: f32, scale: f32) {
+        for (d, &l) in dz.iter_mut().zip(logp) {
+            *d = (exp(l) - off) * scale;
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! Tensor-level forward kernels are public too (`ops::matmul::matmul_tensors`, …) so that inference
 //! code and tests can call them without the tape.
 
+pub mod additive_step;
 pub mod binary;
 pub mod conv2d;
 pub mod cross_entropy;

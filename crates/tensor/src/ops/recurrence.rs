@@ -25,7 +25,7 @@
 //! - both: `dW_hh += dghᵀ·h_prev`, `db_hh += Σ_b dgh`; padded rows pass `dh`, `dc` through.
 
 use crate::kernels::gemm;
-use crate::ops::unary::sigmoid;
+use crate::kernels::math::{sigmoid, simd_fn, tanh};
 use crate::tensor::Tensor;
 use crate::var::Var;
 
@@ -195,39 +195,65 @@ impl Var {
     }
 }
 
-/// One GRU row: `xi`, `gr` are the `[3H]` projections, `a` receives `[r, z, n, gh_n]`, `hr` is updated.
-fn gru_forward(xi: &[f32], gr: &[f32], a: &mut [f32], hr: &mut [f32]) {
-    let h = hr.len();
-    for j in 0..h {
-        let r = sigmoid(xi[j] + gr[j]);
-        let z = sigmoid(xi[h + j] + gr[h + j]);
-        let ghn = gr[2 * h + j];
-        let n = (xi[2 * h + j] + r * ghn).tanh();
-        a[j] = r;
-        a[h + j] = z;
-        a[2 * h + j] = n;
-        a[3 * h + j] = ghn;
-        hr[j] = (1.0 - z) * n + z * hr[j];
+simd_fn! {
+    /// One GRU row: `xi`, `gr` are the `[3H]` projections, `a` receives `[r, z, n, gh_n]`, `hr` is
+    /// updated.
+    fn gru_forward(xi: &[f32], gr: &[f32], a: &mut [f32], hr: &mut [f32]) {
+        let h = hr.len();
+        let (xr, xi) = xi.split_at(h);
+        let (xz, xn) = xi.split_at(h);
+        let (gr_, gr) = gr.split_at(h);
+        let (gz, gn) = gr.split_at(h);
+        let (ar, a) = a.split_at_mut(h);
+        let (az, a) = a.split_at_mut(h);
+        let (an, agn) = a.split_at_mut(h);
+        // Every slice exactly h long, so that the loop has no bounds checks and vectorizes.
+        let (xn, gn, agn) = (&xn[..h], &gn[..h], &mut agn[..h]);
+        for j in 0..h {
+            let r = sigmoid(xr[j] + gr_[j]);
+            let z = sigmoid(xz[j] + gz[j]);
+            let ghn = gn[j];
+            let n = tanh(xn[j] + r * ghn);
+            ar[j] = r;
+            az[j] = z;
+            an[j] = n;
+            agn[j] = ghn;
+            hr[j] = (1.0 - z) * n + z * hr[j];
+        }
     }
 }
 
-/// One LSTM row: `a` receives `[i, f, g, o, tanh c']`; `hr`, `cr` are updated.
-fn lstm_forward(xi: &[f32], gr: &[f32], a: &mut [f32], hr: &mut [f32], cr: &mut [f32]) {
-    let h = hr.len();
-    for j in 0..h {
-        let i = sigmoid(xi[j] + gr[j]);
-        let f = sigmoid(xi[h + j] + gr[h + j]);
-        let g = (xi[2 * h + j] + gr[2 * h + j]).tanh();
-        let o = sigmoid(xi[3 * h + j] + gr[3 * h + j]);
-        let c = f * cr[j] + i * g;
-        let tc = c.tanh();
-        a[j] = i;
-        a[h + j] = f;
-        a[2 * h + j] = g;
-        a[3 * h + j] = o;
-        a[4 * h + j] = tc;
-        cr[j] = c;
-        hr[j] = o * tc;
+simd_fn! {
+    /// One LSTM row: `a` receives `[i, f, g, o, tanh c']`; `hr`, `cr` are updated.
+    fn lstm_forward(xi: &[f32], gr: &[f32], a: &mut [f32], hr: &mut [f32], cr: &mut [f32]) {
+        let h = hr.len();
+        let (xi_, xi) = xi.split_at(h);
+        let (xf, xi) = xi.split_at(h);
+        let (xg, xo) = xi.split_at(h);
+        let (gi, gr) = gr.split_at(h);
+        let (gf, gr) = gr.split_at(h);
+        let (gg, go) = gr.split_at(h);
+        let (ai, a) = a.split_at_mut(h);
+        let (af, a) = a.split_at_mut(h);
+        let (ag, a) = a.split_at_mut(h);
+        let (ao, atc) = a.split_at_mut(h);
+        // Every slice exactly h long, so that the loop has no bounds checks and vectorizes.
+        let (xo, go, atc, cr) = (&xo[..h], &go[..h], &mut atc[..h], &mut cr[..h]);
+        for j in 0..h {
+            let i = sigmoid(xi_[j] + gi[j]);
+            let f = sigmoid(xf[j] + gf[j]);
+            let g = tanh(xg[j] + gg[j]);
+            let o = sigmoid(xo[j] + go[j]);
+            let c = f * cr[j] + i * g;
+            let tc = tanh(c);
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+            atc[j] = tc;
+            cr[j] = c;
+            hr[j] = o * tc;
+        }
     }
 }
 

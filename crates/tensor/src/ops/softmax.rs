@@ -4,6 +4,7 @@
 //! (every position masked) gives zeros rather than NaN.
 //! Backward: `dx = y ⊙ (dy − Σ(dy ⊙ y))`; for log-softmax `dx = dy − softmax(x) Σ dy`.
 
+use crate::kernels::math;
 use crate::tensor::Tensor;
 use crate::var::Var;
 use rayon::prelude::*;
@@ -13,16 +14,12 @@ const PARALLEL_MIN: usize = 1 << 15;
 
 /// Softmax of one row in place.
 pub fn softmax_row(row: &mut [f32]) {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let m = math::max(row);
     if m == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
     }
-    let mut s = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - m).exp();
-        s += *x;
-    }
+    let s = math::exp_shifted_sum(row, m);
     let inv = 1.0 / s;
     for x in row.iter_mut() {
         *x *= inv;
@@ -31,9 +28,8 @@ pub fn softmax_row(row: &mut [f32]) {
 
 /// Log-softmax of one row in place.
 pub fn log_softmax_row(row: &mut [f32]) {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let s: f32 = row.iter().map(|&x| (x - m).exp()).sum();
-    let lse = m + s.ln();
+    let m = math::max(row);
+    let lse = m + math::sum_exp_shifted(row, m).ln();
     for x in row.iter_mut() {
         *x -= lse;
     }

@@ -1,0 +1,184 @@
+//! `attend bench attention|seq2seq`: the peers' benchmarks (`../shared/peers`) on attend, printing
+//! their JSON fields, one object per line with `--json` (`benches/vs-peers.sh` compares both sides).
+//! Threads: the global `--threads N` (default: all cores).
+
+use crate::bench::attention::{bench_attention, AttentionBench, Mode};
+use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench, Seq2SeqMode};
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// Time attend on the peers' benchmarks (same work, same JSON fields).
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// Fused scaled-dot-product attention: the work of `sdpa_bench.py` (one shape per call).
+    Attention(AttentionArgs),
+    /// GRU encoder-decoder with (or without) Bahdanau attention: the work of `seq2seq_bench.py`.
+    Seq2seq(Seq2SeqArgs),
+}
+
+#[derive(Args)]
+struct AttentionArgs {
+    /// Shape `B,H,T,D` (batch, heads, length, head size).
+    #[arg(long, default_value = "32,8,64,64")]
+    shape: String,
+    /// Causal mask.
+    #[arg(long)]
+    causal: bool,
+    /// `fwd` (no tape) or `fwdbwd`.
+    #[arg(long, default_value = "fwdbwd")]
+    mode: String,
+    /// Least timed seconds (the peer's `--min-time`).
+    #[arg(long, default_value_t = 1.0)]
+    min_time: f64,
+    /// One JSON object per line with the peer's fields (default: a one-line summary).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Train,
+    Decode,
+    Both,
+}
+
+#[derive(Args)]
+struct Seq2SeqArgs {
+    /// Classic encoder-decoder: no attention, the bridge only initialises the decoder.
+    #[arg(long)]
+    no_attention: bool,
+    /// `both` = decoding first, then training (as the peer).
+    #[arg(long, value_enum, default_value = "both")]
+    mode: ModeArg,
+    /// Alias for `--mode decode` (the peer's `--decode`).
+    #[arg(long)]
+    decode: bool,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed warm-up steps / decoding calls.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed greedy-decoding calls.
+    #[arg(long, default_value_t = 20)]
+    decode_reps: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 24)]
+    src_len: usize,
+    #[arg(long, default_value_t = 24)]
+    tgt_len: usize,
+    #[arg(long, default_value_t = 8000)]
+    vocab: usize,
+    #[arg(long, default_value_t = 256)]
+    emb: usize,
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    #[arg(long, default_value_t = 256)]
+    attn_dim: usize,
+    /// Distinct synthetic training batches, cycled.
+    #[arg(long, default_value_t = 8)]
+    pool: usize,
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// One JSON object per line with the peer's fields (default: a one-line summary).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    match a.which {
+        Which::Attention(a) => attention(a),
+        Which::Seq2seq(a) => seq2seq(a),
+    }
+}
+
+fn attention(a: AttentionArgs) -> Result<()> {
+    let dims: Vec<usize> = a
+        .shape
+        .split([',', 'x'])
+        .map(|x| x.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--shape {}: expected B,H,T,D", a.shape))?;
+    let [batch, heads, seq, head_dim] = dims[..] else {
+        bail!("--shape {}: expected four sizes B,H,T,D", a.shape)
+    };
+    let mode = match a.mode.as_str() {
+        "fwd" => Mode::Fwd,
+        "fwdbwd" => Mode::FwdBwd,
+        other => bail!("--mode {other}: expected fwd or fwdbwd"),
+    };
+    let cfg = AttentionBench {
+        batch,
+        heads,
+        seq,
+        head_dim,
+        causal: a.causal,
+        mode,
+        threads: tensor::threads::threads(),
+        min_time: a.min_time,
+    };
+    print(&bench_attention(&cfg)?, a.json);
+    Ok(())
+}
+
+fn seq2seq(a: Seq2SeqArgs) -> Result<()> {
+    let mode = match (a.decode, a.mode) {
+        (true, _) | (false, ModeArg::Decode) => Seq2SeqMode::Decode,
+        (false, ModeArg::Train) => Seq2SeqMode::Train,
+        (false, ModeArg::Both) => Seq2SeqMode::Both,
+    };
+    let cfg = Seq2SeqBench {
+        attention: !a.no_attention,
+        mode,
+        steps: a.steps,
+        warmup: a.warmup,
+        decode_reps: a.decode_reps,
+        threads: tensor::threads::threads(),
+        batch: a.batch,
+        src_len: a.src_len,
+        tgt_len: a.tgt_len,
+        vocab: a.vocab,
+        emb: a.emb,
+        hidden: a.hidden,
+        attn_dim: a.attn_dim,
+        pool: a.pool,
+        seed: a.seed,
+    };
+    for obj in bench_seq2seq(&cfg)? {
+        print(&obj, a.json);
+    }
+    Ok(())
+}
+
+/// Prints a measurement as JSON, or as one readable line: the bench, the median time and the
+/// throughput at the median.
+fn print(obj: &serde_json::Value, json: bool) {
+    if json {
+        println!("{obj}");
+        return;
+    }
+    let num = |k: &str| obj[k].as_f64().unwrap_or(f64::NAN);
+    let (median, rate) = match obj.get("gflops_median") {
+        Some(g) => (
+            num("median_ms"),
+            format!("{:.1} GFLOP/s", g.as_f64().unwrap_or(f64::NAN)),
+        ),
+        None => (
+            num("step_ms_median"),
+            format!("{:.0} tokens/s", num("tokens_per_s_median")),
+        ),
+    };
+    println!(
+        "{} ({} threads): median {median:.2} ms, {rate}, foreign_cpu {}",
+        obj["bench"].as_str().unwrap_or("?"),
+        obj["threads"],
+        obj["foreign_cpu"]
+    );
+}
