@@ -5,6 +5,7 @@
 
 mod bench;
 mod explain;
+mod import_torch;
 mod report;
 mod caption;
 mod score;
@@ -39,6 +40,7 @@ enum Command {
     Report(report::ReportArgs),
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
+    ImportTorch(import_torch::ImportTorchArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -59,5 +61,6 @@ pub fn run() -> Result<()> {
         Command::Report(a) => report::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::ImportTorch(a) => import_torch::run(a),
     }
 }
