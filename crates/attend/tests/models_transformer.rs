@@ -584,3 +584,16 @@ fn built_from_config_and_rejects_bad_choices() {
         assert!(err.contains("model."), "{bad}: {err}");
     }
 }
+
+#[test]
+fn bundled_transformer_configs_parse_and_build() {
+    for name in ["reverse-transformer", "en-fr-transformer"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs")
+            .join(format!("{name}.toml"));
+        let config = Config::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.model.kind, "transformer");
+        let model = attend::models::build(&config, 60, 60, 0).expect("builds");
+        assert_eq!(model.tgt_vocab(), 60);
+    }
+}
