@@ -2,6 +2,7 @@
 
 use crate::caption::{train_captioner, CaptionSummary};
 use crate::config::Config;
+use crate::show::alignment::alignment_text;
 use crate::train::trainer::{train, Summary, TrainOptions};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -86,5 +87,23 @@ fn print_summary(s: &Summary, dir: &Path) {
         "test       BLEU {:.2}  chrF {:.2}  ({} sentences, beam {})",
         s.test_bleu, s.test_chrf, s.test_sentences, s.beam
     );
+    for (k, x) in s.samples.iter().enumerate() {
+        println!("sample {}   {}", k + 1, x.source);
+        println!("  ref      {}", x.reference);
+        println!("  hyp      {}", x.translation);
+    }
+    if let Some(k) = s.samples.iter().position(|x| !x.alignment.is_empty()) {
+        println!(
+            "alignment  sample {}: each target word ← the source word it attended to most",
+            k + 1
+        );
+        for line in alignment_text(&s.samples[k].alignment).lines() {
+            println!("  {line}");
+        }
+    }
+    if let Some(p) = &s.attention_picture {
+        println!("attention  {}", p.display());
+    }
+    println!("curves     {}", s.curves.display());
     println!("run        {}", dir.display());
 }

@@ -1,10 +1,15 @@
-//! `attend translate --model DIR [--beam K] [--alpha A] [--ids]`: stdin lines → stdout translations.
+//! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]`: stdin lines →
+//! stdout translations; with `--plot`, the attention of every line as pictures.
 
-use crate::train::checkpoint::load_model;
-use crate::translate::{translate_ids, translate_text};
+use crate::models::transformer::Transformer;
+use crate::models::Seq2Seq;
+use crate::search::Hypothesis;
+use crate::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
+use crate::train::checkpoint::{load_model, LoadedModel};
+use crate::translate::translate_ids;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Translate lines from stdin, one translation per line on stdout.
 #[derive(clap::Args)]
@@ -24,6 +29,10 @@ pub struct TranslateArgs {
     /// Checkpoint to use: best or last.
     #[arg(long, default_value = "best")]
     checkpoint: String,
+    /// Write a heat map of each line's attention into DIR (line-N.png/.svg, N from 1); for a
+    /// Transformer also every layer and head, and grids, under DIR/line-N/.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 pub fn run(a: TranslateArgs) -> Result<()> {
@@ -33,37 +42,86 @@ pub fn run(a: TranslateArgs) -> Result<()> {
         bail!("--beam must be at least 1");
     }
     let alpha = a.alpha.unwrap_or(loaded.config.search.alpha);
+    if a.plot.is_some()
+        && loaded.config.model.attention == "none"
+        && loaded.config.model.kind == "rnn"
+    {
+        bail!("--plot: this model has no attention (model.attention = \"none\"), so there is nothing to draw");
+    }
     let lines: Vec<String> = std::io::stdin()
         .lock()
         .lines()
         .enumerate()
         .map(|(i, l)| l.with_context(|| format!("stdin line {}: not valid UTF-8 text", i + 1)))
         .collect::<Result<_>>()?;
-    let mut out = std::io::stdout().lock();
-    if a.ids {
+    let src = if a.ids {
         let v = loaded.vocabs.src.vocab_size() as u32;
-        let src = lines
+        lines
             .iter()
             .enumerate()
             .map(|(i, l)| parse_ids(l, v).with_context(|| format!("stdin line {}", i + 1)))
-            .collect::<Result<Vec<_>>>()?;
-        for h in translate_ids(&*loaded.model, &src, &loaded.config, beam, alpha) {
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        lines
+            .iter()
+            .map(|l| loaded.vocabs.src.encode(l))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let hyps = translate_ids(&*loaded.model, &src, &loaded.config, beam, alpha);
+    let mut out = std::io::stdout().lock();
+    for h in &hyps {
+        if a.ids {
             let s: Vec<String> = h.ids.iter().map(|i| i.to_string()).collect();
             writeln!(out, "{}", s.join(" "))?;
-        }
-    } else {
-        let (text, _) = translate_text(
-            &*loaded.model,
-            &loaded.vocabs,
-            &lines,
-            &loaded.config,
-            beam,
-            alpha,
-        )?;
-        for t in text {
-            writeln!(out, "{t}")?;
+        } else {
+            writeln!(out, "{}", loaded.vocabs.tgt.decode(&h.ids))?;
         }
     }
+    if let Some(dir) = &a.plot {
+        plot(dir, &a, &loaded, &lines, &src, &hyps)?;
+    }
+    Ok(())
+}
+
+/// Writes the pictures of `--plot DIR` and names the directory on stderr.
+fn plot(
+    dir: &Path,
+    a: &TranslateArgs,
+    loaded: &LoadedModel,
+    lines: &[String],
+    src: &[Vec<u32>],
+    hyps: &[Hypothesis],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The layer/head maps need the concrete Transformer, loaded beside the translating model.
+    let transformer = if loaded.config.model.kind == "transformer" {
+        let t = Transformer::from_config(
+            &loaded.config,
+            loaded.vocabs.src.vocab_size(),
+            loaded.vocabs.tgt.vocab_size(),
+            0,
+        )?;
+        t.params()
+            .load(&a.model.join(format!("{}.safetensors", a.checkpoint)))?;
+        Some(t)
+    } else {
+        None
+    };
+    let mut files = 0;
+    for (i, ((line, ids), h)) in lines.iter().zip(src).zip(hyps).enumerate() {
+        if ids.is_empty() {
+            eprintln!("line {}: empty, nothing to plot", i + 1);
+            continue;
+        }
+        files += plot_translation(dir, i + 1, &loaded.vocabs, line, ids, h)?.len();
+        if let Some(t) = &transformer {
+            let tgt_in = teacher_forced_input(h);
+            let maps = t.attention_maps(ids, &[ids.len()], ids.len(), &tgt_in, tgt_in.len())?;
+            files +=
+                plot_transformer_layers(dir, i + 1, &loaded.vocabs, line, ids, h, &maps)?.len();
+        }
+    }
+    eprintln!("wrote {files} pictures to {}", dir.display());
     Ok(())
 }
 

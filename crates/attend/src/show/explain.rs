@@ -42,7 +42,7 @@ pub struct Explanation {
 /// Why a sentence cannot be explained.
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    /// The sentence has no tokens.
+    /// The sentence is blank.
     #[error("the sentence {0:?} has no tokens; give a non-empty sentence")]
     Empty(String),
     /// The model does not attend.
@@ -65,7 +65,7 @@ pub fn explain(
     max_len: usize,
 ) -> Result<Explanation, ExplainError> {
     let src = vocabs.src.encode(sentence)?;
-    if src.is_empty() {
+    if sentence.trim().is_empty() || src.is_empty() {
         return Err(ExplainError::Empty(sentence.to_string()));
     }
     let source_tokens = display_tokens(&vocabs.src, &src);

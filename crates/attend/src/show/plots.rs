@@ -6,10 +6,12 @@
 //! when it emitted target token i. The heat map draws it as it stands: target tokens down the side,
 //! source tokens across the top.
 
-use super::{HeatMap, Picture, ShowError, TrainingCurves};
-use crate::data::tokenizer::{Tokenizer, SPECIAL_TOKENS};
+use super::{HeatMap, HeatMapGrid, Picture, ShowError, TrainingCurves};
+use crate::data::tokenizer::{Tokenizer, Vocabs, BOS, SPECIAL_TOKENS};
+use crate::models::transformer::AttentionMaps;
 use crate::search::Hypothesis;
 use std::path::{Path, PathBuf};
+use tensor::Tensor;
 
 /// The word-start marker the tokenizers put in front of every word (`▁cat`).
 const METASPACE: char = '▁';
@@ -113,6 +115,141 @@ pub fn save_png_svg(picture: &impl Picture, stem: &Path) -> Result<[PathBuf; 2],
     picture.save(&png)?;
     picture.save(&svg)?;
     Ok([png, svg])
+}
+
+/// Writes the attention of input line `line` (1-based) into `dir` as `line-{line}.png` and
+/// `line-{line}.svg`: the weights the decoder used at each step (for a Transformer, its last
+/// layer's cross-attention averaged over heads). Returns the paths written.
+pub fn plot_translation(
+    dir: &Path,
+    line: usize,
+    vocabs: &Vocabs,
+    source: &str,
+    src_ids: &[u32],
+    hyp: &Hypothesis,
+) -> Result<Vec<PathBuf>, ShowError> {
+    let map = hypothesis_heat_map(source, &vocabs.src, &vocabs.tgt, src_ids, hyp)?;
+    Ok(save_png_svg(&map, &dir.join(format!("line-{line}")))?.to_vec())
+}
+
+/// The target inputs of a teacher-forced pass that reproduces `hyp`'s attention rows:
+/// `<s> y₁ … y_{T−1}` with T the number of rows (the emitted tokens, plus EOS when it was emitted).
+pub fn teacher_forced_input(hyp: &Hypothesis) -> Vec<u32> {
+    let rows = hyp.attention.len().max(1);
+    std::iter::once(BOS)
+        .chain(hyp.ids.iter().copied())
+        .take(rows)
+        .collect()
+}
+
+/// One kind of Transformer attention: its file name part, its title, and its maps per layer.
+struct Kind<'a> {
+    name: &'static str,
+    title: &'static str,
+    maps: &'a [Tensor],
+    rows: &'a [String],
+    cols: &'a [String],
+}
+
+/// Writes every layer's and head's attention of a Transformer translation into `dir/line-{line}/`:
+/// `{cross,encoder,decoder}-l{l}-h{h}.{png,svg}` for cross-attention (target × source), encoder
+/// self-attention (source × source) and decoder self-attention (target inputs × target inputs,
+/// causal), and `{cross,encoder,decoder}-grid.{png,svg}` with every layer (rows) and head
+/// (columns) on one colour scale. `maps` come from
+/// [`Transformer::attention_maps`](crate::models::transformer::Transformer::attention_maps) on one
+/// sentence with `tgt_in` = [`teacher_forced_input`]`(hyp)`: each tensor `[1, H, rows, cols]`.
+pub fn plot_transformer_layers(
+    dir: &Path,
+    line: usize,
+    vocabs: &Vocabs,
+    source: &str,
+    src_ids: &[u32],
+    hyp: &Hypothesis,
+    maps: &AttentionMaps,
+) -> Result<Vec<PathBuf>, ShowError> {
+    let src = display_tokens(&vocabs.src, src_ids);
+    let tgt_out = target_labels(&vocabs.tgt, hyp);
+    let tgt_in: Vec<String> = teacher_forced_input(hyp)
+        .iter()
+        .map(|&id| {
+            if id == BOS {
+                SPECIAL_TOKENS[BOS as usize].to_string()
+            } else {
+                display_token(&vocabs.tgt.token(id))
+            }
+        })
+        .collect();
+    let kinds = [
+        Kind {
+            name: "cross",
+            title: "cross-attention",
+            maps: &maps.cross,
+            rows: &tgt_out,
+            cols: &src,
+        },
+        Kind {
+            name: "encoder",
+            title: "encoder self-attention",
+            maps: &maps.encoder_self,
+            rows: &src,
+            cols: &src,
+        },
+        Kind {
+            name: "decoder",
+            title: "decoder self-attention",
+            maps: &maps.decoder_self,
+            rows: &tgt_in,
+            cols: &tgt_in,
+        },
+    ];
+    let out = dir.join(format!("line-{line}"));
+    std::fs::create_dir_all(&out).map_err(|source| ShowError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    for k in kinds {
+        let mut panels = Vec::new();
+        let mut heads = 0;
+        for (l, t) in k.maps.iter().enumerate() {
+            // t: [1, H, rows, cols]
+            let (r, c) = (k.rows.len(), k.cols.len());
+            if t.rank() != 4 || t.dim(0) != 1 || t.dim(2) != r || t.dim(3) != c {
+                return Err(ShowError::Invalid(format!(
+                    "{} of layer {}: expected weights [1, heads, {r}, {c}], got {:?}",
+                    k.title,
+                    l + 1,
+                    t.shape()
+                )));
+            }
+            heads = t.dim(1);
+            for h in 0..heads {
+                let weights = t.data()[h * r * c..(h + 1) * r * c].to_vec();
+                let label = format!("layer {} head {}", l + 1, h + 1);
+                let map = HeatMap::new(
+                    format!("{}, {label}: {source}", k.title),
+                    k.rows.to_vec(),
+                    k.cols.to_vec(),
+                    weights.clone(),
+                )?;
+                let stem = out.join(format!("{}-l{}-h{}", k.name, l + 1, h + 1));
+                written.extend(save_png_svg(&map, &stem)?);
+                panels.push(HeatMap::new(
+                    label,
+                    k.rows.to_vec(),
+                    k.cols.to_vec(),
+                    weights,
+                )?);
+            }
+        }
+        let grid = HeatMapGrid::new(
+            format!("{} (rows: layers, columns: heads): {source}", k.title),
+            panels,
+            heads.max(1),
+        )?;
+        written.extend(save_png_svg(&grid, &out.join(format!("{}-grid", k.name)))?);
+    }
+    Ok(written)
 }
 
 /// Whether `label` names a special token (`<pad>`, `<s>`, `</s>`, `<unk>`).

@@ -7,11 +7,14 @@ use super::optimizer::{clip_grad_norm, Adam, AdamConfig};
 use super::schedule::{Mode, Plateau, Schedule};
 use crate::config::Config;
 use crate::data::batcher::{Batch, Batcher, BatcherConfig};
-use crate::data::tokenizer::{TokenizerKind, Vocabs, PAD};
+use crate::data::tokenizer::{Tokenizer, TokenizerKind, Vocabs, PAD};
 use crate::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
 use crate::models::{self, Seq2Seq};
 use crate::nn::params::{load_tensors, save_tensors};
 use crate::search::Hypothesis;
+use crate::show::alignment::{word_alignment, WordLink};
+use crate::show::plots::{hypothesis_heat_map, training_curves};
+use crate::show::Picture;
 use crate::translate::translate_ids;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -47,6 +50,25 @@ pub struct Summary {
     pub beam: usize,
     pub train_pairs: usize,
     pub skipped_pairs: usize,
+    /// `curves.png`: training loss and dev BLEU over steps.
+    pub curves: PathBuf,
+    /// `attention.png`: the heat map of one sample's attention (models with attention).
+    pub attention_picture: Option<PathBuf>,
+    /// The first test sentences and their translations.
+    pub samples: Vec<Sample>,
+}
+
+/// Test sentences shown at the end of training.
+const SAMPLES: usize = 5;
+
+/// A test sentence, its reference and the model's translation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub source: String,
+    pub reference: String,
+    pub translation: String,
+    /// For each target word, the source word it attended to most; only for the drawn sample.
+    pub alignment: Vec<WordLink>,
 }
 
 /// One validation, a line of `log.jsonl`.
@@ -453,6 +475,35 @@ fn evaluate(
         .map(|(_, t)| t.clone())
         .collect();
     std::fs::write(dir.join("test.hyp.txt"), hyp_text.join("\n") + "\n")?;
+    let curves = dir.join("curves.png");
+    let title = format!("{}: {}", config.name, describe(config));
+    training_curves(title, &state.loss_history, &state.bleu_history)?.save(&curves)?;
+    let mut samples: Vec<Sample> = (0..refs.len().min(SAMPLES))
+        .map(|i| Sample {
+            source: prep.corpora.test.pairs[i].0.clone(),
+            reference: refs[i].clone(),
+            translation: hyp_text[i].clone(),
+            alignment: Vec::new(),
+        })
+        .collect();
+    // The drawn sample: the first with attention, preferably 4 to 15 source tokens long (a readable picture).
+    let drawn = (0..samples.len())
+        .filter(|&i| !hyps[i].attention.is_empty())
+        .min_by_key(|&i| (!(4..=15).contains(&prep.test_src[i].len()), i));
+    let attention_picture = match drawn {
+        Some(i) => {
+            let (v, src, h) = (&prep.vocabs, &prep.test_src[i], &hyps[i]);
+            let raw = |t: &Tokenizer, ids: &[u32]| -> Vec<String> {
+                ids.iter().map(|&id| t.token(id)).collect()
+            };
+            samples[i].alignment =
+                word_alignment(&raw(&v.src, src), &raw(&v.tgt, &h.ids), &h.attention)?;
+            let path = dir.join("attention.png");
+            hypothesis_heat_map(&samples[i].source, &v.src, &v.tgt, src, h)?.save(&path)?;
+            Some(path)
+        }
+        None => None,
+    };
     let summary = Summary {
         name: config.name.clone(),
         model: describe(config),
@@ -468,6 +519,9 @@ fn evaluate(
         beam,
         train_pairs: prep.train.len(),
         skipped_pairs: dropped_long + prep.corpora.train.skipped_empty,
+        curves,
+        attention_picture,
+        samples,
     };
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
