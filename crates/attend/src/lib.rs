@@ -8,6 +8,7 @@ pub mod caption;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -9,6 +9,8 @@
 //! Shape mismatches inside the engine are programming errors and panic with a message naming the op and
 //! the shapes (as `ndarray` does); everything a *user* supplies is validated before it reaches the engine.
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod gradcheck;
 pub mod kernels;
 pub mod ops;

@@ -26,6 +26,9 @@ struct Cli {
     /// Threads for the kernels (default: all cores; also ATTEND_THREADS).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Device for the engine: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: crate::device::Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +55,7 @@ pub fn run() -> Result<()> {
         }
         tensor::threads::set_threads(n);
     }
+    cli.device.check()?;
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
