@@ -59,7 +59,7 @@ fn svg_has_buckets_legend_and_axes() {
         "rnn+attention",
         "transformer",
         "BLEU",
-        "source sentence length (tokens)",
+        "source sentence length (words)",
         "BLEU by source length, en → es",
     ] {
         assert_eq!(texts.iter().filter(|x| *x == t).count(), 1, "{t:?} once");

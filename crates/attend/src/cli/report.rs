@@ -70,7 +70,9 @@ fn length(a: LengthArgs) -> Result<()> {
         bail!("--beam must be at least 1");
     }
     let (pairs, data_label) = if Path::new(&a.data).is_file() {
-        (read_tsv(&a.data, 0, 1, false)?.pairs, a.data.clone())
+        let name = Path::new(&a.data).file_name().map(|n| n.to_string_lossy());
+        let label = name.map_or_else(|| a.data.clone(), |n| n.into_owned());
+        (read_tsv(&a.data, 0, 1, false)?.pairs, label)
     } else {
         let split: Split = a.split.parse()?;
         let corpus = load_bundled(&a.data, split).with_context(|| {
@@ -114,7 +116,7 @@ fn length(a: LengthArgs) -> Result<()> {
     let title = format!("BLEU by source length: {data_label}");
     let study = length_study(&title, &pairs, &systems, &buckets)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut md = format!("## {title}\n\n{}\n", study.chart.markdown());
+    let mut md = format!("## {title}\n\n{}", study.chart.markdown());
     md.push_str(&format!(
         "\nSource length in whitespace-separated words; corpus BLEU (sacreBLEU defaults) per \
          bucket over {} sentences. Models: {}.\n",

@@ -122,7 +122,7 @@ impl Picture for LengthChart {
         };
         chart
             .configure_mesh()
-            .x_desc("source sentence length (tokens)")
+            .x_desc("source sentence length (words)")
             .y_desc("BLEU")
             .x_labels(self.buckets.len() + 1)
             .x_label_formatter(&label)
