@@ -84,6 +84,34 @@ fn weights_are_greedys_and_the_softmax_of_the_scores() {
 }
 
 #[test]
+fn a_transformer_is_explained_with_its_head_averaged_weights() {
+    let dir = tiny_run(&out_dir("explain-transformer"), "transformer", "none", 9);
+    let loaded = load(&dir);
+    for sentence in SENTENCES {
+        let src = loaded.vocabs.src.encode(sentence).unwrap();
+        let ex = explain(
+            &*loaded.model,
+            &loaded.vocabs,
+            sentence,
+            loaded.config.max_output_len(src.len()),
+        )
+        .unwrap();
+        // No single score function: the scores are ln α, whose softmax is α again.
+        assert_eq!(ex.scores_from, ScoreSource::LogWeights);
+        let max_len = loaded.config.max_output_len(src.len());
+        let hyp = greedy(&*loaded.model, &src, &[src.len()], src.len(), max_len).remove(0);
+        assert!(hyp.scores.is_empty());
+        assert_eq!(ex.steps.len(), hyp.attention.len());
+        for (s, a) in ex.steps.iter().zip(&hyp.attention) {
+            assert_eq!(&s.weights, a);
+            for (w, r) in s.weights.iter().zip(softmax(&s.scores)) {
+                assert!((*w as f64 - r).abs() < 1e-6, "weight {w} vs softmax {r}");
+            }
+        }
+    }
+}
+
+#[test]
 fn json_output_is_the_models_weights() {
     let dir = tiny_run(&out_dir("explain-json"), "rnn", "additive", 11);
     let loaded = load(&dir);
