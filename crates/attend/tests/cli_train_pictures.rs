@@ -43,7 +43,27 @@ fn a_run_ends_with_curves_heat_map_samples_and_alignment() {
         "{stdout}"
     );
     let state = read_state(&run).unwrap();
-    assert_eq!(state.loss_history.len(), 3, "validations at steps 2, 4, 6");
+    // valid_every = 2: a loss point every step, a BLEU point at steps 2, 4, 6
+    assert_eq!(
+        state.loss_history.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        state.bleu_history.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [2, 4, 6]
+    );
+    // Each validation's train_loss in log.jsonl is the mean of the curve's points since the last.
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    for (k, line) in log.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (a, b) = (state.loss_history[2 * k].1, state.loss_history[2 * k + 1].1);
+        let logged = v["train_loss"].as_f64().unwrap() as f32;
+        assert!(
+            (logged - (a + b) / 2.0).abs() < 1e-5,
+            "{logged} vs mean of {a}, {b}"
+        );
+        assert_eq!(v["dev_bleu"].as_f64().unwrap(), state.bleu_history[k].1);
+    }
     let expected = training_curves("", &state.loss_history, &state.bleu_history).unwrap();
     assert_eq!(png_size(&curves), expected.size().unwrap());
 

@@ -40,7 +40,7 @@ pub struct TrainerState {
     pub lr: f32,
     /// Training seconds so far (all sessions).
     pub train_seconds: f64,
-    /// (step, mean training loss) per logging interval, for the training-curve picture.
+    /// (step, mean training loss) ten times per validation interval, for the training curves.
     pub loss_history: Vec<(usize, f32)>,
     /// (step, dev BLEU) per validation.
     pub bleu_history: Vec<(usize, f64)>,

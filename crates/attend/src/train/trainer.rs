@@ -266,6 +266,9 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
     let bar = progress_bar(t.max_steps, opts.quiet);
     bar.set_position(state.step as u64);
     let (mut loss_sum, mut loss_n, mut tokens) = (0.0f64, 0usize, 0usize);
+    // The loss curve gets a point ten times per validation interval (and at every validation).
+    let curve_every = (t.valid_every / 10).max(1);
+    let (mut curve_sum, mut curve_n) = (0.0f64, 0usize);
     let mut interval_start = Instant::now();
     let mut epoch_batches = batcher.epoch(state.epoch);
     while state.step < t.max_steps && !state.stopped_early {
@@ -312,9 +315,15 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         let out_of_time = t.max_minutes > 0.0
             && started.elapsed().as_secs_f64() + seconds_before > t.max_minutes * 60.0;
         let last = state.step >= t.max_steps || out_of_time;
-        if state.step.is_multiple_of(t.valid_every) || last {
+        let validating = state.step.is_multiple_of(t.valid_every) || last;
+        (curve_sum, curve_n) = (curve_sum + loss_value as f64, curve_n + 1);
+        if state.step.is_multiple_of(curve_every) || validating {
+            let mean = (curve_sum / curve_n as f64) as f32;
+            state.loss_history.push((state.step, mean));
+            (curve_sum, curve_n) = (0.0, 0);
+        }
+        if validating {
             let train_loss = (loss_sum / loss_n.max(1) as f64) as f32;
-            state.loss_history.push((state.step, train_loss));
             let (dev_loss, dev_bleu) = validate(&*model, &prep, &dev_batches, config)?;
             state.bleu_history.push((state.step, dev_bleu));
             let improved = dev_bleu > state.best_bleu || state.best_step == 0;
