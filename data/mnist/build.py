@@ -9,7 +9,7 @@ import gzip
 import json
 import sys
 
-PER_CLASS = 400
+PER_CLASS = 800
 
 src = sys.argv[1]
 out = bytearray()

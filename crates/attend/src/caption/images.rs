@@ -7,6 +7,24 @@
 //!
 //! TSV: one example per line, `image path<TAB>caption` (columns chosen by the caller), the path
 //! relative to a root folder. A missing or undecodable image is an error naming the file and line.
+//!
+//! Training on a real set (`data.corpus = "image-tsv"`), e.g. the Twemoji images with their English
+//! labels (`../shared/data/PROVENANCE.md`; the shared table holds split, path, category, en, …):
+//!
+//! ```sh
+//! npm pack emoji-datasource-twitter@16.0.0 && tar xzf emoji-datasource-twitter-16.0.0.tgz
+//! for s in train dev test; do
+//!   awk -F'\t' -v s=$s '$1 == s { print $2 "\t" $4 }' ../shared/data/emoji.captions.tsv > emoji.$s.tsv
+//! done
+//! attend train configs/caption-digits.toml --out runs/emoji --set data.corpus=image-tsv \
+//!   --set data.train=emoji.train.tsv --set data.dev=emoji.dev.tsv --set data.test=emoji.test.tsv \
+//!   --set caption.image_root=package --set caption.channels=3 \
+//!   --set caption.image_height=32 --set caption.image_width=32
+//! ```
+//!
+//! The Tux Paint stamps work the same way (`apt-get download tuxpaint-stamps-default`, `dpkg-deb -x`,
+//! `caption.image_root=…/usr/share/tuxpaint/stamps`, columns `$2 "\t" $3`); keep only the `.png`
+//! rows (`$2 ~ /\.png$/`): SVG stamps are not decoded.
 
 use super::{CaptionError, CaptionSet};
 use std::fs::File;

@@ -30,6 +30,8 @@ pub struct AttentionOverlay {
     words: Vec<String>,
     weights: Vec<Vec<f32>>,
     scale: u32,
+    /// Number of the first panel's word in the caption, minus one (labels read "3. nine").
+    first: usize,
 }
 
 impl AttentionOverlay {
@@ -80,14 +82,16 @@ impl AttentionOverlay {
             words,
             weights,
             scale,
+            first: 0,
         })
     }
 
-    /// The overlay of word `k` alone.
+    /// The overlay of word `k` alone (still labelled with its place in the caption).
     pub fn word(&self, k: usize) -> AttentionOverlay {
         AttentionOverlay {
             words: vec![self.words[k].clone()],
             weights: vec![self.weights[k].clone()],
+            first: self.first + k,
             ..self.clone()
         }
     }
@@ -160,7 +164,7 @@ impl Picture for AttentionOverlay {
                     }
                 }
             }
-            let label = format!("{}. {word}", k + 1);
+            let label = format!("{}. {word}", self.first + k + 1);
             let y = top + (h * s) as i32 + 4;
             area.draw_text(&label, &style, (MARGIN as i32, y))
                 .map_err(|e| fail(e.to_string()))?;

@@ -66,7 +66,7 @@ pub fn run(a: CaptionArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
-        let mut words: Vec<String> = h.ids.iter().map(|&id| loaded.vocab.token(id)).collect();
+        let mut words: Vec<String> = h.ids.iter().map(|&id| loaded.vocab.decode(&[id])).collect();
         words.truncate(h.attention.len());
         if h.attention.len() > words.len() {
             words.push("<end>".into());
