@@ -103,7 +103,7 @@ fn the_command_writes_table_and_chart_of_every_model() {
         .collect();
     let title = "BLEU by source length: test.tsv";
     let study = length_study(
-        &title,
+        title,
         &test,
         &systems,
         &parse_buckets("0-3,3-6,6-").unwrap(),
