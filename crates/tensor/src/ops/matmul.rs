@@ -193,11 +193,131 @@ impl Var {
 
     /// A linear layer's product: `x · Wᵀ + b` with PyTorch's layout `W [out, in]`, `b [out]`.
     /// `x [..., in] → [..., out]`.
+    ///
+    /// With a bias this is one op (PyTorch's `addmm`): the output rows start as `b` and the product
+    /// accumulates into them; backward `dx = dy · W`, `dW = dyᵀ · x`, `db = Σ_rows dy` — no separate
+    /// broadcast add and no copy of `dy` for it.
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Var {
-        let y = self.matmul_t(weight, false, true);
-        match bias {
-            Some(b) => y.add(b),
-            None => y,
+        let Some(bias) = bias else {
+            return self.matmul_t(weight, false, true);
+        };
+        let (x, w, b) = (self.value(), weight.value(), bias.value());
+        let (out_dim, in_dim) = (w.dim(0), w.dim(-1));
+        assert!(
+            x.rank() >= 2 && w.rank() == 2 && x.dim(-1) == in_dim && b.shape() == [out_dim],
+            "linear: x {:?}, weight {:?}, bias {:?}",
+            x.shape(),
+            w.shape(),
+            b.shape()
+        );
+        let rows = x.numel() / in_dim.max(1);
+        let mut y = Vec::with_capacity(rows * out_dim);
+        for _ in 0..rows {
+            y.extend_from_slice(b.data());
         }
+        gemm::matmul(
+            &mut y,
+            x.data(),
+            w.data(),
+            rows,
+            in_dim,
+            out_dim,
+            false,
+            true,
+            true,
+        );
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank ≥ 2") = out_dim;
+        drop((x, w, b));
+        Var::from_op(
+            Tensor::from_vec(y, &shape),
+            vec![self.clone(), weight.clone(), bias.clone()],
+            Box::new(move |g, _, p| {
+                let (x, w) = (p[0].value(), p[1].value());
+                let gx = p[0].requires_grad().then(|| {
+                    let mut gx = vec![0.0; rows * in_dim];
+                    gemm::matmul(
+                        &mut gx,
+                        g.data(),
+                        w.data(),
+                        rows,
+                        out_dim,
+                        in_dim,
+                        false,
+                        false,
+                        false,
+                    );
+                    Tensor::from_vec(gx, x.shape())
+                });
+                let gw = p[1].requires_grad().then(|| {
+                    let mut gw = vec![0.0; out_dim * in_dim];
+                    gemm::matmul(
+                        &mut gw,
+                        g.data(),
+                        x.data(),
+                        out_dim,
+                        rows,
+                        in_dim,
+                        true,
+                        false,
+                        false,
+                    );
+                    Tensor::from_vec(gw, w.shape())
+                });
+                let gb = p[2].requires_grad().then(|| {
+                    let mut gb = vec![0.0; out_dim];
+                    for row in g.data().chunks_exact(out_dim.max(1)) {
+                        for (a, &v) in gb.iter_mut().zip(row) {
+                            *a += v;
+                        }
+                    }
+                    Tensor::from_vec(gb, &[out_dim])
+                });
+                vec![gx, gw, gb]
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::check_gradients;
+    use crate::{Rng, Tensor, Var};
+
+    /// The one-op linear with bias equals the product plus a broadcast add, values and gradients.
+    #[test]
+    fn linear_with_bias_equals_product_plus_add() {
+        let mut rng = Rng::new(1);
+        let x = Tensor::randn(&[2, 3, 5], 0.0, 1.0, &mut rng);
+        let w = Tensor::randn(&[4, 5], 0.0, 1.0, &mut rng);
+        let b = Tensor::randn(&[4], 0.0, 1.0, &mut rng);
+        let g = Tensor::randn(&[2, 3, 4], 0.0, 1.0, &mut rng);
+        let run = |fused: bool| {
+            let (xv, wv, bv) = (
+                Var::parameter(x.clone()),
+                Var::parameter(w.clone()),
+                Var::parameter(b.clone()),
+            );
+            let y = if fused {
+                xv.linear(&wv, Some(&bv))
+            } else {
+                xv.matmul_t(&wv, false, true).add(&bv)
+            };
+            y.backward_with(g.clone());
+            let grads = [&xv, &wv, &bv].map(|v| v.grad().expect("grad"));
+            (y.to_tensor(), grads)
+        };
+        let ((yf, gf), (yp, gp)) = (run(true), run(false));
+        assert!(yf.max_abs_diff(&yp) < 1e-5);
+        for (a, c) in gf.iter().zip(&gp) {
+            assert!(a.max_abs_diff(c) < 1e-5);
+        }
+        let check = check_gradients(
+            |v: &[Var]| v[0].linear(&v[1], Some(&v[2])),
+            &[x, w, b],
+            1e-2,
+            2,
+        );
+        assert!(check.max_rel_error < 1e-2, "{}", check.max_rel_error);
     }
 }
