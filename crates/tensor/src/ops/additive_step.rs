@@ -380,10 +380,13 @@ mod tests {
         Tensor::from_vec(m, &[lens.len(), s])
     }
 
+    /// `(B, S, A, D, valid lengths)` of one test case.
+    type Case = (usize, usize, usize, usize, Option<Vec<usize>>);
+
     #[test]
     fn forward_and_backward_equal_the_plain_path() {
         // Odd sizes, S = 1, a fully masked row, and sizes above the stack buffers (A > 512, S > 64).
-        let cases: [(usize, usize, usize, usize, Option<Vec<usize>>); 6] = [
+        let cases: [Case; 6] = [
             (3, 5, 7, 4, None),
             (4, 6, 9, 5, Some(vec![6, 3, 1, 0])),
             (2, 1, 3, 2, None),
