@@ -16,6 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,12 @@ struct Browser {
 
 impl Browser {
     fn launch(bin: &Path, width: u32, height: u32) -> Browser {
-        let profile = std::env::temp_dir().join(format!("attend-chromium-{}", std::process::id()));
+        static LAUNCHED: AtomicUsize = AtomicUsize::new(0);
+        let profile = std::env::temp_dir().join(format!(
+            "attend-chromium-{}-{}",
+            std::process::id(),
+            LAUNCHED.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&profile);
         std::fs::create_dir_all(&profile).unwrap();
         let (child_in, to) = std::io::pipe().unwrap();
@@ -118,6 +124,55 @@ impl Browser {
             session: None,
             profile,
         }
+    }
+
+    /// Opens `url` in a new page of `width`×`height` pixels and waits until the page has shown the
+    /// model's description.
+    fn open(&mut self, url: &str, width: u32, height: u32) {
+        let target = self.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let attached = self.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        );
+        self.call("Page.navigate", json!({ "url": url }));
+        self.wait_for(
+            "document.readyState === 'complete' && document.getElementById('model') !== null \
+             && !document.getElementById('model').textContent.startsWith('loading')",
+            Duration::from_secs(20),
+        );
+    }
+
+    /// Clicks into the text box, types `sentence`, presses the button and waits for the heat map.
+    fn type_and_translate(&mut self, sentence: &str) {
+        let source = self.centre("#source");
+        self.mouse("mousePressed", source);
+        self.mouse("mouseReleased", source);
+        self.call("Input.insertText", json!({ "text": sentence }));
+        assert_eq!(
+            self.eval("document.getElementById('source').value"),
+            json!(sentence)
+        );
+        let button = self.centre("#go");
+        self.mouse("mousePressed", button);
+        self.mouse("mouseReleased", button);
+        self.wait_for(
+            "document.querySelectorAll('#heatmap td.cell').length > 0",
+            Duration::from_secs(30),
+        );
+    }
+
+    /// The weights the heat map shows, row by row (from each cell's title, 3 decimals).
+    fn shown_map(&mut self) -> Vec<Vec<f64>> {
+        let v = self.eval(
+            "Array.from(document.querySelectorAll('#heatmap tbody tr')).map(r => \
+             Array.from(r.querySelectorAll('td.cell')).map(c => Number(c.title.split(': ').pop())))",
+        );
+        serde_json::from_value(v).unwrap()
     }
 
     /// Sends a DevTools command (to the page session once attached) and waits for its result.
@@ -236,7 +291,6 @@ async fn typing_a_sentence_shows_the_translation_and_an_interactive_heat_map() {
     };
     let sentence = "12 7 33 5 41 18 26 9".to_string();
     let want = expected(tiny_model(), std::slice::from_ref(&sentence), 1).remove(0);
-    assert_eq!(want.translation, "9 26 18 41 5 33 7 12");
     let server = start(1, Limits::default()).await;
     let url = server.url("/");
     let screenshot_to = std::env::var_os("ATTEND_SCREENSHOT").map(PathBuf::from);
@@ -244,43 +298,18 @@ async fn typing_a_sentence_shows_the_translation_and_an_interactive_heat_map() {
     let checked = tokio::task::spawn_blocking(move || {
         let (width, height) = (1000, 860);
         let mut b = Browser::launch(&chromium, width, height);
-        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached = b.call(
-            "Target.attachToTarget",
-            json!({ "targetId": target["targetId"], "flatten": true }),
-        );
-        b.session = Some(attached["sessionId"].as_str().unwrap().to_string());
-        b.call(
-            "Emulation.setDeviceMetricsOverride",
-            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
-        );
-        b.call("Page.navigate", json!({ "url": url }));
-        b.wait_for(
-            "document.readyState === 'complete' && document.getElementById('model') !== null \
-             && !document.getElementById('model').textContent.startsWith('loading')",
-            Duration::from_secs(20),
-        );
+        b.open(&url, width, height);
         let model_line = b.eval("document.getElementById('model').textContent");
         assert!(
             model_line.as_str().unwrap().contains("additive attention"),
             "{model_line}"
         );
 
-        // Type the sentence into the text box and press the button.
-        let source = b.centre("#source");
-        b.mouse("mousePressed", source);
-        b.mouse("mouseReleased", source);
-        b.call("Input.insertText", json!({ "text": sentence }));
+        b.type_and_translate(&sentence);
+        // An RNN has one map: no layer/head switch.
         assert_eq!(
-            b.eval("document.getElementById('source').value"),
-            json!(sentence)
-        );
-        let button = b.centre("#go");
-        b.mouse("mousePressed", button);
-        b.mouse("mouseReleased", button);
-        b.wait_for(
-            "document.querySelectorAll('#heatmap td.cell').length > 0",
-            Duration::from_secs(30),
+            b.eval("getComputedStyle(document.getElementById('layer-switch')).display === 'none'"),
+            json!(true)
         );
 
         // The translation and a heat map of [target tokens × source tokens] cells.
@@ -329,6 +358,7 @@ async fn typing_a_sentence_shows_the_translation_and_an_interactive_heat_map() {
         for (s, w) in shown.iter().zip(&want.attention[k]) {
             assert!((s - *w as f64).abs() <= 5e-4, "shown {s}, attention {w}");
         }
+        assert_map(&b.shown_map(), &want.attention);
         let coloured = b.eval(
             "Array.from(document.querySelectorAll('#source-tokens .src-tok')).filter(e => e.style.background !== '').length",
         );
@@ -347,5 +377,75 @@ async fn typing_a_sentence_shows_the_translation_and_an_interactive_heat_map() {
         std::fs::write(&path, &checked).unwrap();
         eprintln!("screenshot written to {}", path.display());
     }
+    server.stop().await.unwrap();
+}
+
+/// Every cell of `got` within 5e-4 of `want` (the page shows 3 decimals).
+fn assert_map(got: &[Vec<f64>], want: &[Vec<f32>]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len());
+        for (a, b) in g.iter().zip(w) {
+            assert!((a - *b as f64).abs() <= 5e-4, "shown {a}, expected {b}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transformer_page_switches_between_layers_and_heads() {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is missing; .ci/run installs it (apt-get install chromium)"
+        );
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium to run this test)");
+        return;
+    };
+    let dir = tiny_transformer();
+    let sentence = "4 19 8 30 2".to_string();
+    let server = start_model(dir, 1, Limits::default(), Duration::from_secs(30)).await;
+    // What the page should show: the server's own per-layer, per-head maps.
+    let a = post(
+        &client(),
+        &server.url("/translate"),
+        json!({ "text": sentence, "layers": true }).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let attention: Vec<Vec<f32>> = serde_json::from_value(a.json["attention"].clone()).unwrap();
+    let layers: Vec<Vec<Vec<Vec<f32>>>> = serde_json::from_value(a.json["layers"].clone()).unwrap();
+    let url = server.url("/");
+    tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch(&chromium, 1000, 860);
+        b.open(&url, 1000, 860);
+        b.type_and_translate(&sentence);
+        assert_eq!(
+            b.eval("getComputedStyle(document.getElementById('layer-switch')).display === 'none'"),
+            json!(false)
+        );
+        assert_eq!(
+            b.eval("Array.from(document.getElementById('layer').options).map(o => o.text)"),
+            json!(["1", "2 (last)"])
+        );
+        assert_eq!(
+            b.eval("document.getElementById('head').options.length"),
+            json!(5)
+        );
+        // At first: the last layer, mean of the heads = the search's map.
+        assert_map(&b.shown_map(), &attention);
+        // Choose a head, then a layer, as with the two menus.
+        let choose = |b: &mut Browser, id: &str, value: &str| {
+            b.eval(&format!(
+                "(() => {{ const s = document.getElementById('{id}'); s.focus(); s.value = '{value}'; \
+                 s.dispatchEvent(new Event('change')); return true; }})()"
+            ));
+        };
+        choose(&mut b, "head", "2");
+        assert_map(&b.shown_map(), &layers[1][2]);
+        choose(&mut b, "layer", "0");
+        assert_map(&b.shown_map(), &layers[0][2]);
+    })
+    .await
+    .unwrap();
     server.stop().await.unwrap();
 }

@@ -13,11 +13,13 @@
 //! `attention[t][s]` is how much target token t attended to source token s (each row sums to 1);
 //! it is empty for a model without attention. `target_tokens` ends with `</s>` when the model
 //! emitted it and has attention, so that the rows of `attention` and `target_tokens` pair up.
-//! `beam` and `alpha` default to the model's `search` settings.
+//! `beam` and `alpha` default to the model's `search` settings. With `"layers": true` a Transformer
+//! also answers `"layers"`: the cross-attention of every decoder layer and head,
+//! `[layers][heads][target_tokens][source_tokens]` (what the page's layer/head switch shows).
 
 use super::limits::Limits;
-use crate::config::DataConfig;
-use crate::train::checkpoint::LoadedModel;
+use crate::config::{Config, DataConfig};
+use crate::data::tokenizer::Vocabs;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,6 +34,8 @@ struct RawRequest {
     texts: Option<Vec<String>>,
     beam: Option<usize>,
     alpha: Option<f32>,
+    #[serde(default)]
+    layers: bool,
 }
 
 /// A checked `POST /translate` request.
@@ -45,6 +49,8 @@ pub struct TranslateRequest {
     pub beam: Option<usize>,
     /// Length-penalty exponent; `None`: the model's default.
     pub alpha: Option<f32>,
+    /// Also return every layer's and head's cross-attention (Transformers).
+    pub layers: bool,
 }
 
 impl TranslateRequest {
@@ -109,6 +115,7 @@ impl TranslateRequest {
             single,
             beam: raw.beam,
             alpha: raw.alpha,
+            layers: raw.layers,
         })
     }
 }
@@ -124,6 +131,11 @@ pub struct Translation {
     pub target_tokens: Vec<String>,
     /// `[target_tokens, source_tokens]` attention weights (empty without attention).
     pub attention: Vec<Vec<f32>>,
+    /// Transformers, when asked (`"layers": true`): the cross-attention of every decoder layer
+    /// and head, `[layers][heads][target_tokens][source_tokens]`; `attention` is the last layer's
+    /// averaged over heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<Vec<Vec<Vec<f32>>>>>,
 }
 
 /// The answer to a `"texts"` request.
@@ -143,13 +155,17 @@ pub struct ModelInfo {
     pub cell: Option<String>,
     /// Attention variant (`none`, `additive`, `dot`, `general`, or `multi-head`).
     pub attention: String,
+    /// Attention heads (Transformers).
+    pub heads: Option<usize>,
     /// The checkpoint served (`best` or `last`).
     pub checkpoint: String,
     /// Number of parameters.
     pub params: usize,
     pub src_vocab: usize,
     pub tgt_vocab: usize,
+    /// Embedding size (`d_model` for a Transformer).
     pub embedding: usize,
+    /// RNN hidden size (the feed-forward size for a Transformer).
     pub hidden: usize,
     pub encoder_layers: usize,
     pub decoder_layers: usize,
@@ -170,8 +186,13 @@ pub struct ModelInfo {
 impl ModelInfo {
     /// The facts of a loaded model: its config, sizes, and `dir/summary.json` when training
     /// finished (an unreadable summary is left out rather than failing the server).
-    pub fn describe(dir: &Path, checkpoint: &str, m: &LoadedModel) -> ModelInfo {
-        let c = &m.config;
+    pub fn describe(
+        dir: &Path,
+        checkpoint: &str,
+        c: &Config,
+        vocabs: &Vocabs,
+        params: usize,
+    ) -> ModelInfo {
         let rnn = c.model.kind == "rnn";
         let summary: Option<serde_json::Value> = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
@@ -186,12 +207,17 @@ impl ModelInfo {
             } else {
                 "multi-head".to_string()
             },
+            heads: (!rnn).then_some(c.model.heads),
             checkpoint: checkpoint.to_string(),
-            params: m.model.params().count(),
-            src_vocab: m.vocabs.src.vocab_size(),
-            tgt_vocab: m.vocabs.tgt.vocab_size(),
-            embedding: c.model.embedding,
-            hidden: c.model.hidden,
+            params,
+            src_vocab: vocabs.src.vocab_size(),
+            tgt_vocab: vocabs.tgt.vocab_size(),
+            embedding: if rnn {
+                c.model.embedding
+            } else {
+                c.model.d_model
+            },
+            hidden: if rnn { c.model.hidden } else { c.model.ff_size },
             encoder_layers: c.model.encoder_layers,
             decoder_layers: c.model.decoder_layers,
             source_language,
@@ -315,6 +341,8 @@ mod tests {
         assert_eq!(r.texts, vec!["a", "bcdé"]);
         assert!(!r.single);
         assert_eq!(r.alpha, Some(0.6));
+        assert!(!r.layers);
+        assert!(parse(r#"{"text": "1", "layers": true}"#).unwrap().layers);
     }
 
     #[test]

@@ -219,6 +219,7 @@ async fn translate(
         texts: req.texts,
         beam: req.beam.unwrap_or(info.beam).max(1),
         alpha: req.alpha.unwrap_or(info.alpha),
+        layers: req.layers,
         reply,
     })?;
     let mut out = answer

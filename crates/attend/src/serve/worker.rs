@@ -15,11 +15,19 @@
 //! and length penalty, up to `max_batch` sentences, and decodes them in one call of
 //! [`translate_ids`] (which sorts them by length). Under load, decoding 16 short sentences together
 //! costs little more than one; when the queue is empty a request is decoded on its own at once.
+//!
+//! Transformers: the search sees the last decoder layer's cross-attention averaged over heads.
+//! A job that asks for `layers` also gets every layer's and head's cross-attention, from one
+//! teacher-forced pass over the decoded tokens ([`Transformer::attention_maps`]; the same weights
+//! the cached decoding used).
 
 use super::api::{ApiError, ModelInfo, Translation};
-use crate::data::tokenizer::Vocabs;
+use crate::config::Config;
+use crate::data::tokenizer::{Vocabs, BOS};
+use crate::models::transformer::Transformer;
+use crate::models::Seq2Seq;
 use crate::search::Hypothesis;
-use crate::train::checkpoint::{load_model, LoadedModel};
+use crate::train::checkpoint::load_model;
 use crate::translate::translate_ids;
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
@@ -37,6 +45,8 @@ pub struct Job {
     pub texts: Vec<String>,
     pub beam: usize,
     pub alpha: f32,
+    /// Also return every layer's and head's cross-attention (Transformers).
+    pub layers: bool,
     pub reply: oneshot::Sender<Reply>,
 }
 
@@ -144,6 +154,93 @@ impl JobQueue {
     }
 }
 
+/// The network a worker decodes with: the Transformer is kept as itself for its attention maps.
+enum Net {
+    Any(Box<dyn Seq2Seq>),
+    Transformer(Box<Transformer>),
+}
+
+/// A worker's own copy of a run: config, tokenizers, network.
+struct WorkerModel {
+    config: Config,
+    vocabs: Vocabs,
+    net: Net,
+}
+
+impl WorkerModel {
+    fn load(dir: &Path, checkpoint: &str) -> Result<WorkerModel> {
+        let loaded = load_model(dir, checkpoint)?;
+        let net = if loaded.config.model.kind == "transformer" {
+            drop(loaded.model);
+            let t = Transformer::from_config(
+                &loaded.config,
+                loaded.vocabs.src.vocab_size(),
+                loaded.vocabs.tgt.vocab_size(),
+                0,
+            )?;
+            t.params()
+                .load(&dir.join(format!("{checkpoint}.safetensors")))?;
+            Net::Transformer(Box::new(t))
+        } else {
+            Net::Any(loaded.model)
+        };
+        Ok(WorkerModel {
+            config: loaded.config,
+            vocabs: loaded.vocabs,
+            net,
+        })
+    }
+
+    fn seq2seq(&self) -> &dyn Seq2Seq {
+        match &self.net {
+            Net::Any(m) => &**m,
+            Net::Transformer(t) => &**t,
+        }
+    }
+
+    /// Every decoder layer's cross-attention, `[layers][heads][T][S]`, for the `T` rows of a
+    /// hypothesis' attention (its tokens, `</s>` included when emitted); `None` for other models.
+    fn layers(&self, src: &[u32], h: &Hypothesis) -> Result<Option<Layers>, ApiError> {
+        let Net::Transformer(t) = &self.net else {
+            return Ok(None);
+        };
+        let rows = h.attention.len();
+        if rows == 0 || src.is_empty() {
+            return Ok(Some(vec![]));
+        }
+        // Decoder inputs: <s>, then every emitted token but the last row's.
+        let tgt_in: Vec<u32> = std::iter::once(BOS)
+            .chain(h.ids.iter().copied())
+            .take(rows)
+            .collect();
+        let maps = t
+            .attention_maps(src, &[src.len()], src.len(), &tgt_in, rows)
+            .map_err(|e| ApiError::internal(format!("attention maps: {e}")))?;
+        Ok(Some(
+            maps.cross
+                .iter()
+                .map(|m| {
+                    // m: [1, H, T, S]
+                    let (heads, s) = (m.dim(1), m.dim(3));
+                    (0..heads)
+                        .map(|hd| {
+                            (0..rows)
+                                .map(|r| {
+                                    let at = (hd * rows + r) * s;
+                                    m.data()[at..at + s].to_vec()
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Cross-attention of every decoder layer and head: `[layers][heads][target][source]`.
+pub type Layers = Vec<Vec<Vec<Vec<f32>>>>;
+
 /// The worker threads and their queue.
 pub struct WorkerPool {
     queue: Arc<JobQueue>,
@@ -176,14 +273,22 @@ impl WorkerPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("attend-worker-{k}"))
                 .spawn(move || {
-                    let loaded = match load_model(&dir, &checkpoint) {
+                    let loaded = match WorkerModel::load(&dir, &checkpoint) {
                         Ok(m) => m,
                         Err(e) => {
                             let _ = ready.send(Err(e));
                             return;
                         }
                     };
-                    let _ = ready.send(Ok(ModelInfo::describe(&dir, &checkpoint, &loaded)));
+                    let params = loaded.seq2seq().params().count();
+                    let info = ModelInfo::describe(
+                        &dir,
+                        &checkpoint,
+                        &loaded.config,
+                        &loaded.vocabs,
+                        params,
+                    );
+                    let _ = ready.send(Ok(info));
                     drop(ready);
                     while let Some(batch) = jobs.next_batch(max_batch) {
                         run_batch(&loaded, batch);
@@ -265,45 +370,54 @@ fn stop(queue: &JobQueue, handles: &mut Vec<JoinHandle<()>>) {
 
 /// Encodes, decodes and answers one batch of compatible jobs. A text the tokenizer rejects fails
 /// only its own job (400); a panic inside the model fails the batch (500) and the worker goes on.
-fn run_batch(m: &LoadedModel, batch: Vec<Job>) {
+fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
     let (beam, alpha) = (batch[0].beam, batch[0].alpha);
     let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
         let encoded: Result<Vec<Vec<u32>>, _> =
             job.texts.iter().map(|t| m.vocabs.src.encode(t)).collect();
         match encoded {
-            Ok(ids) => jobs.push((job.reply, ids)),
+            Ok(ids) => jobs.push((job.reply, job.layers, ids)),
             Err(e) => {
                 let _ = job.reply.send(Err(ApiError::bad_request(e.to_string())));
             }
         }
     }
-    let sources: Vec<Vec<u32>> = jobs.iter().flat_map(|(_, ids)| ids.clone()).collect();
+    let sources: Vec<Vec<u32>> = jobs.iter().flat_map(|(_, _, ids)| ids.clone()).collect();
     if sources.is_empty() {
         return;
     }
-    let decoded = catch_unwind(AssertUnwindSafe(|| {
-        translate_ids(&*m.model, &sources, &m.config, beam, alpha)
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        let mut hyps = translate_ids(m.seq2seq(), &sources, &m.config, beam, alpha).into_iter();
+        jobs.iter()
+            .map(|(_, layers, ids)| {
+                ids.iter()
+                    .zip(hyps.by_ref())
+                    .map(|(src, h)| {
+                        let mut t = translation(&m.vocabs, src, &h);
+                        if *layers {
+                            t.layers = m.layers(src, &h)?;
+                        }
+                        Ok(t)
+                    })
+                    .collect::<Reply>()
+            })
+            .collect::<Vec<Reply>>()
     }));
-    let mut hyps = match decoded {
-        Ok(h) => h.into_iter(),
+    match answered {
+        Ok(replies) => {
+            for ((reply, _, _), answer) in jobs.into_iter().zip(replies) {
+                // The client may have gone; its answer is then dropped.
+                let _ = reply.send(answer);
+            }
+        }
         Err(_) => {
-            for (reply, _) in jobs {
+            for (reply, _, _) in jobs {
                 let _ = reply.send(Err(ApiError::internal(
                     "the model failed on this batch (see the server log)",
                 )));
             }
-            return;
         }
-    };
-    for (reply, ids) in jobs {
-        let out = ids
-            .iter()
-            .zip(hyps.by_ref())
-            .map(|(src, h)| translation(&m.vocabs, src, &h))
-            .collect();
-        // The client may have gone; its answer is then dropped.
-        let _ = reply.send(Ok(out));
     }
 }
 
@@ -319,6 +433,7 @@ pub fn translation(vocabs: &Vocabs, src: &[u32], h: &Hypothesis) -> Translation 
         source_tokens: src.iter().map(|&i| vocabs.src.token(i)).collect(),
         target_tokens,
         attention: h.attention.clone(),
+        layers: None,
     }
 }
 
@@ -334,6 +449,7 @@ mod tests {
                 texts,
                 beam,
                 alpha: 0.0,
+                layers: false,
                 reply,
             },
             rx,

@@ -38,8 +38,8 @@ pub fn tiny_model() -> &'static Path {
             "model.hidden=32",
             "model.decoder_hidden=64",
             "model.attention_size=32",
-            "train.max_steps=300",
-            "train.valid_every=300",
+            "train.max_steps=400",
+            "train.valid_every=400",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -51,6 +51,40 @@ pub fn tiny_model() -> &'static Path {
             quiet: true,
         };
         train(&config, &opts).expect("the tiny model trains");
+        dir
+    })
+}
+
+/// A 2+2-layer, 4-head Transformer on the reverse task (configs/reverse-transformer.toml, smaller
+/// and shorter), trained once per test binary into a temp directory.
+pub fn tiny_transformer() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("attend-serve-transformer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reverse-transformer.toml");
+        let sets: Vec<String> = [
+            "data.reverse_sizes=[2000, 20, 20]",
+            "data.max_len=12",
+            "model.d_model=32",
+            "model.ff_size=64",
+            "train.max_steps=150",
+            "train.warmup=50",
+            "train.valid_every=150",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let config =
+            Config::load(Some(&path), &sets).expect("configs/reverse-transformer.toml parses");
+        let opts = TrainOptions {
+            out: dir.clone(),
+            resume: false,
+            quiet: true,
+        };
+        train(&config, &opts).expect("the tiny Transformer trains");
         dir
     })
 }
@@ -135,8 +169,13 @@ pub async fn start(workers: usize, limits: Limits) -> Running {
 }
 
 pub async fn start_with_grace(workers: usize, limits: Limits, grace: Duration) -> Running {
+    start_model(tiny_model(), workers, limits, grace).await
+}
+
+/// Starts the service for the run in `model`.
+pub async fn start_model(model: &Path, workers: usize, limits: Limits, grace: Duration) -> Running {
     let opts = ServeOptions {
-        model: tiny_model().to_path_buf(),
+        model: model.to_path_buf(),
         checkpoint: "best".into(),
         workers,
         limits,
