@@ -32,13 +32,23 @@ fn words(tokens: &[String]) -> Vec<(std::ops::Range<usize>, String)> {
     let mut out: Vec<(std::ops::Range<usize>, String)> = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let starts = t.starts_with('▁') || is_special(t) || out.is_empty();
-        let piece = display_token(t);
+        // A lone `▁` (a space before an isolated punctuation mark) only marks the word start.
+        let piece = if t == "▁" {
+            String::new()
+        } else {
+            display_token(t)
+        };
         match out.last_mut() {
             Some((range, text)) if !starts => {
                 range.end = i + 1;
                 text.push_str(&piece);
             }
             _ => out.push((i..i + 1, piece)),
+        }
+    }
+    for (_, text) in &mut out {
+        if text.is_empty() {
+            *text = "▁".to_string();
         }
     }
     out
@@ -145,6 +155,13 @@ mod tests {
             .map(|(r, t)| (r.start, r.end, t.as_str()))
             .collect();
         assert_eq!(got, [(0, 2, "black"), (2, 4, "cat."), (4, 5, "<unk>")]);
+    }
+
+    #[test]
+    fn a_lone_space_marker_starts_a_word_without_showing() {
+        let w = words(&toks(&["▁", "(", "unknown", "▁", "▁x"]));
+        let got: Vec<&str> = w.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(got, ["(unknown", "▁", "x"]);
     }
 
     #[test]
