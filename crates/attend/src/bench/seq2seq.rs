@@ -25,6 +25,7 @@ use crate::data::tokenizer::{BOS, EOS};
 use crate::models::{build, Seq2Seq};
 use crate::search::greedy::argmax;
 use crate::train::optimizer::{Adam, AdamConfig};
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use tensor::{Rng, Var};
 
@@ -238,10 +239,17 @@ pub fn greedy_fixed_length(
         for t in 0..steps {
             let mut logits = dec.step(&prev).logits; // [rows, V]
             let v = logits.dim(-1);
-            for (r, row) in logits.data_mut().chunks_exact_mut(v).enumerate() {
-                row[EOS as usize] = f32::NEG_INFINITY;
-                prev[r] = argmax(row).0;
-                out[r * steps + t] = prev[r];
+            // Row by row, spread over the threads (as torch's argmax is).
+            logits
+                .data_mut()
+                .par_chunks_mut(v)
+                .zip(prev.par_iter_mut())
+                .for_each(|(row, p)| {
+                    row[EOS as usize] = f32::NEG_INFINITY;
+                    *p = argmax(row).0;
+                });
+            for (r, &p) in prev.iter().enumerate() {
+                out[r * steps + t] = p;
             }
         }
         out

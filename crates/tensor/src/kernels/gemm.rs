@@ -5,6 +5,7 @@
 
 use crate::threads::threads;
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on one thread (threading costs more than it saves).
 const PARALLEL_MIN_FLOPS: usize = 1 << 18;
@@ -81,16 +82,25 @@ fn few_rows_wide_transposed(
             par,
         );
     }
-    const BLOCK: usize = 64;
-    for j0 in (0..n).step_by(BLOCK) {
-        let j1 = (j0 + BLOCK).min(n);
-        for i in 0..m {
-            let row = &mut c[i * n + j0..i * n + j1];
-            for (x, j) in row.iter_mut().zip(j0..j1) {
-                let v = ct[j * m + i];
+    // Transpose back 16 rows at a time (16 consecutive floats of each row of cᵀ: one cache line per
+    // read), the row groups spread over the threads the product used.
+    const ROWS: usize = 16;
+    let ct = &ct;
+    let back = |(g, rows): (usize, &mut [f32])| {
+        let i0 = g * ROWS;
+        let r = rows.len() / n;
+        for j in 0..n {
+            let src = &ct[j * m + i0..j * m + i0 + r];
+            for (ii, &v) in src.iter().enumerate() {
+                let x = &mut rows[ii * n + j];
                 *x = if accumulate { *x + v } else { v };
             }
         }
+    };
+    let c = &mut c[..m * n];
+    match par {
+        Parallelism::Rayon(_) => c.par_chunks_mut(ROWS * n).enumerate().for_each(back),
+        _ => c.chunks_mut(ROWS * n).enumerate().for_each(back),
     }
 }
 
