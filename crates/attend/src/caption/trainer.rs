@@ -169,8 +169,10 @@ pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSu
     ));
 
     let t = &config.train;
+    // The parameter handles, collected once for the optimizer and for clipping at every step.
+    let vars = params.vars();
     let mut adam = Adam::new(
-        params.vars(),
+        vars.clone(),
         AdamConfig {
             weight_decay: t.weight_decay,
             decoupled_weight_decay: t.weight_decay > 0.0,
@@ -213,7 +215,7 @@ pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSu
         loss.backward();
         drop(loss);
         if t.clip > 0.0 {
-            clip_grad_norm(&params.vars(), t.clip);
+            clip_grad_norm(&vars, t.clip);
         }
         adam.step(lr);
         step += 1;

@@ -229,8 +229,10 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
     )?;
     let dev_batches = dev_batcher.sequential();
 
+    // The parameter handles, collected once for the optimizer and for clipping at every step.
+    let vars = params.vars();
     let mut adam = Adam::new(
-        params.vars(),
+        vars.clone(),
         AdamConfig {
             weight_decay: t.weight_decay,
             decoupled_weight_decay: t.weight_decay > 0.0,
@@ -295,7 +297,7 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         loss.backward();
         drop(loss);
         if t.clip > 0.0 {
-            clip_grad_norm(&params.vars(), t.clip);
+            clip_grad_norm(&vars, t.clip);
         }
         adam.step(lr);
         state.step += 1;
