@@ -146,8 +146,22 @@ impl Tensor {
             "add_assign: {:?} vs {:?}",
             self.shape, other.shape
         );
-        for (a, &b) in self.data.iter_mut().zip(&other.data) {
-            *a += b;
+        fn add(a: &mut [f32], b: &[f32]) {
+            for (a, &b) in a.iter_mut().zip(b) {
+                *a += b;
+            }
+        }
+        // Gradient accumulation adds tensors of up to millions of elements: spread large ones over
+        // the threads in cache-sized chunks.
+        const CHUNK: usize = 1 << 15;
+        if self.data.len() >= 2 * CHUNK {
+            use rayon::prelude::*;
+            self.data
+                .par_chunks_mut(CHUNK)
+                .zip(other.data.par_chunks(CHUNK))
+                .for_each(|(a, b)| add(a, b));
+        } else {
+            add(&mut self.data, &other.data);
         }
     }
 

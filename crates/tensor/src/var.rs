@@ -15,12 +15,26 @@ use std::rc::Rc;
 /// return one gradient per parent (`None` where a parent needs none).
 pub type BackwardFn = Box<dyn Fn(&Tensor, &Tensor, &[Var]) -> Vec<Option<Tensor>>>;
 
+/// Backward function of a single-parent op whose gradient touches only part of the parent (a slice):
+/// `(grad_out, parent's gradient accumulator)` adds `grad_out` into its region of the accumulator.
+/// Taking `T` slices of one tensor then costs `T` slice-sized additions, not `T` zero-padded copies of
+/// the whole parent added up.
+pub type AccumulateFn = Box<dyn Fn(&Tensor, &mut Tensor)>;
+
+/// How a node hands its gradient to its parents.
+enum Backward {
+    /// One gradient tensor per parent.
+    Grads(BackwardFn),
+    /// Added in place into the single parent's accumulated gradient.
+    Into(AccumulateFn),
+}
+
 struct Node {
     value: RefCell<Tensor>,
     grad: RefCell<Option<Tensor>>,
     requires_grad: bool,
     parents: Vec<Var>,
-    backward: Option<BackwardFn>,
+    backward: Option<Backward>,
 }
 
 /// Frees the graph behind a node without recursion: a node owning the last handle to its parents
@@ -98,7 +112,22 @@ impl Var {
             grad: RefCell::new(None),
             requires_grad: true,
             parents,
-            backward: Some(backward),
+            backward: Some(Backward::Grads(backward)),
+        }))
+    }
+
+    /// Records a single-parent op whose backward adds into a region of the parent's gradient (see
+    /// [`AccumulateFn`]); like [`Var::from_op`] otherwise.
+    pub fn from_op_into(value: Tensor, parent: &Var, backward: AccumulateFn) -> Var {
+        if !is_grad_enabled() || !parent.requires_grad() {
+            return Var::constant(value);
+        }
+        Var(Rc::new(Node {
+            value: RefCell::new(value),
+            grad: RefCell::new(None),
+            requires_grad: true,
+            parents: vec![parent.clone()],
+            backward: Some(Backward::Into(backward)),
         }))
     }
 
@@ -206,7 +235,7 @@ impl Var {
             };
             match &v.0.backward {
                 None => accumulate(&v.0.grad, g),
-                Some(f) => {
+                Some(Backward::Grads(f)) => {
                     let pg = f(&g, &v.value(), &v.0.parents);
                     debug_assert_eq!(pg.len(), v.0.parents.len());
                     for (p, gp) in v.0.parents.iter().zip(pg) {
@@ -226,6 +255,13 @@ impl Var {
                             }
                         }
                     }
+                }
+                Some(Backward::Into(f)) => {
+                    let p = &v.0.parents[0];
+                    let acc = grads
+                        .entry(p.key())
+                        .or_insert_with(|| Tensor::zeros(p.value().shape()));
+                    f(&g, acc);
                 }
             }
         }

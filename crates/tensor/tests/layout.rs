@@ -291,6 +291,38 @@ fn narrow_split_and_select_gradients_pass() {
     }
 }
 
+/// Narrow's backward adds into its slice of the parent's accumulated gradient: every step of a
+/// sequence selected one at a time (as an RNN decoder reads its input projection), overlapping
+/// slices, and the parent also used whole must all add up (finite differences), with the parent's
+/// gradient arriving through the slices first or last.
+#[test]
+fn many_slices_of_one_parent_accumulate_their_gradients() {
+    let mut rng = Rng::new(61);
+    let x = Tensor::randn(&[2, 5, 3], 0.0, 1.0, &mut rng);
+    assert_grads(
+        "select every step, overlapping narrows, whole use",
+        |v| {
+            let steps: Vec<Var> = (0..5)
+                .map(|t| v[0].select(1, t).scale(t as f32 + 1.0).tanh())
+                .collect();
+            let overlapping = v[0].narrow(1, 1, 3).tanh().reshape(&[2, 9]);
+            let whole = v[0].sigmoid().reshape(&[2, 15]);
+            Var::concat(
+                &[
+                    Var::concat(&steps, -1),
+                    overlapping,
+                    whole,
+                    v[0].narrow(1, 2, 2).reshape(&[2, 6]),
+                ],
+                -1,
+            )
+        },
+        std::slice::from_ref(&x),
+        1e-2,
+        2e-3,
+    );
+}
+
 #[test]
 fn split_then_concat_is_identity_and_select_drops_the_axis() {
     let mut rng = Rng::new(59);

@@ -13,8 +13,12 @@
 //! The state (moments and step of every parameter) round-trips through [`Adam::state_tensors`] and
 //! [`Adam::load_state`], so a resumed run continues exactly as an uninterrupted one.
 
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use tensor::{Tensor, Var};
+
+/// Elements per parallel chunk of the update (a chunk of all four arrays stays in L2).
+const CHUNK: usize = 1 << 14;
 
 /// A saved optimizer state that does not fit the parameters.
 #[derive(Debug, thiserror::Error)]
@@ -112,16 +116,25 @@ impl Adam {
             } else {
                 (c.weight_decay, 1.0)
             };
-            let (b1, b2) = (c.beta1, c.beta2);
-            let m = st.m.data_mut();
-            let v = st.v.data_mut();
-            for (((x, &g), m), v) in value.data_mut().iter_mut().zip(g.data()).zip(m).zip(v) {
-                let g = g + l2 * *x;
-                *x *= decay;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *x -= step_size * *m / (v.sqrt() / bc2_sqrt + c.eps);
-            }
+            let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
+            let update = |(((x, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+                for (((x, &g), m), v) in x.iter_mut().zip(g).zip(m).zip(v) {
+                    let g = g + l2 * *x;
+                    *x *= decay;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *x -= step_size * *m / (v.sqrt() / bc2_sqrt + eps);
+                }
+            };
+            // Element-wise, so the chunks are independent: large parameters (the 8000-row output
+            // projection) are spread over the threads.
+            value
+                .data_mut()
+                .par_chunks_mut(CHUNK)
+                .zip(g.data().par_chunks(CHUNK))
+                .zip(st.m.data_mut().par_chunks_mut(CHUNK))
+                .zip(st.v.data_mut().par_chunks_mut(CHUNK))
+                .for_each(update);
         }
     }
 

@@ -1,7 +1,8 @@
 //! Shape and layout ops: reshape, permute/transpose, concat, narrow (slice), split.
 //!
 //! All produce contiguous tensors. Backward: reshape back; permute by the inverse permutation;
-//! concat → narrow the gradient into pieces; narrow → zero-pad the gradient back.
+//! concat → narrow the gradient into pieces; narrow → add the gradient into its slice of the parent's
+//! accumulated gradient (no zero-padded copy per slice).
 
 use crate::shape::{axis_index, numel, strides};
 use crate::tensor::Tensor;
@@ -186,14 +187,10 @@ impl Var {
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Var {
         let ax = axis_index(axis, self.value().rank());
         let out = narrow_tensor(&self.value(), ax, start, len);
-        Var::from_op(
+        Var::from_op_into(
             out,
-            vec![self.clone()],
-            Box::new(move |g, _, p| {
-                let mut full = Tensor::zeros(p[0].value().shape());
-                scatter_narrow(&mut full, g, ax, start);
-                vec![Some(full)]
-            }),
+            self,
+            Box::new(move |g, acc| scatter_narrow(acc, g, ax, start)),
         )
     }
 
