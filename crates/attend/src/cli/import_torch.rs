@@ -1,6 +1,6 @@
-//! `attend import-torch --state DICT.safetensors --config SIZES.toml --out DIR`: turns a PyTorch
-//! `nn.Transformer` translation model (state_dict saved as safetensors, PyTorch names) into a run
-//! directory that `attend translate --model DIR` loads. The exact expectations are in
+//! `attend import-torch --state DICT.safetensors|DICT.npz --config SIZES.toml --out DIR`: turns a
+//! PyTorch `nn.Transformer` translation model (state_dict saved as safetensors or as a numpy `.npz`,
+//! PyTorch names, float32) into a run directory that `attend translate --model DIR` loads. The exact expectations are in
 //! `docs/import-torch.md`.
 //!
 //! The directory holds `config.toml` (a `model.kind = "transformer"` config built from SIZES),
@@ -14,17 +14,20 @@ use crate::config::{Config, SearchConfig};
 use crate::data::tokenizer::{Tokenizer, Vocabs, SPECIAL_TOKENS, UNK};
 use crate::models::transformer::Transformer;
 use crate::models::Seq2Seq;
+use crate::nn::npz::load_npz;
 use crate::nn::params::load_tensors;
 use crate::train::checkpoint::{load_model, write_config};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tensor::Tensor;
 
 /// Import a PyTorch nn.Transformer state_dict as an attend model directory.
 #[derive(clap::Args)]
 pub struct ImportTorchArgs {
-    /// The state_dict as safetensors (F32, PyTorch parameter names).
+    /// The state_dict: `.safetensors` or numpy `.npz` (float32, PyTorch parameter names); the
+    /// extension picks the reader.
     #[arg(long)]
     state: PathBuf,
     /// The sizes and options of the model (TOML; see docs/import-torch.md).
@@ -97,7 +100,7 @@ pub fn run(a: ImportTorchArgs) -> Result<()> {
         .with_context(|| format!("{}: not a valid SIZES file", a.config.display()))?;
     let config = config_from(&sizes)
         .with_context(|| format!("{}: the sizes do not make a model", a.config.display()))?;
-    let mut state = load_tensors(&a.state)
+    let mut state = read_state_dict(&a.state)
         .with_context(|| format!("reading the state_dict {}", a.state.display()))?;
     let positions = state.remove(&sizes.position_tensor);
     let model = Transformer::from_config(&config, sizes.src_vocab, sizes.tgt_vocab, 0)?;
@@ -148,6 +151,19 @@ pub fn run(a: ImportTorchArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Reads a state_dict saved as safetensors or as a numpy `.npz` (`np.savez`), chosen by the
+/// file's extension.
+fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Ok(load_tensors(path)?),
+        Some("npz") => Ok(load_npz(path)?),
+        _ => bail!(
+            "{}: expected a .safetensors or .npz file (the extension picks the reader)",
+            path.display()
+        ),
+    }
 }
 
 /// The `model.kind = "transformer"` config the sizes describe (dropout 0: an imported model is

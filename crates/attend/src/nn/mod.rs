@@ -6,6 +6,7 @@ pub mod gru;
 pub mod layer_norm;
 pub mod linear;
 pub mod lstm;
+pub mod npz;
 pub mod params;
 pub mod rnn;
 
