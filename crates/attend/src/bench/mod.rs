@@ -8,6 +8,7 @@
 //! running before or after.
 
 pub mod attention;
+pub mod model_bench;
 pub mod seq2seq;
 
 use std::time::Instant;
@@ -190,6 +191,19 @@ pub fn peak_rss_mb() -> f64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Current resident memory of this process in MB (`VmRSS`).
+pub fn current_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -3,7 +3,8 @@
 //! Threads: the global `--threads N` (default: all cores).
 
 use crate::bench::attention::{bench_attention, AttentionBench, Mode};
-use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench, Seq2SeqMode};
+use crate::bench::model_bench::{BenchMode, Protocol};
+use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -48,17 +49,12 @@ enum ModeArg {
     Both,
 }
 
+/// The model benchmarks' shared flags: what to time, the data's shapes (defaults: the peers').
 #[derive(Args)]
-struct Seq2SeqArgs {
-    /// Classic encoder-decoder: no attention, the bridge only initialises the decoder.
-    #[arg(long)]
-    no_attention: bool,
-    /// `both` = decoding first, then training (as the peer).
+struct ProtocolArgs {
+    /// `both` = decoding first, then training (as the peers).
     #[arg(long, value_enum, default_value = "both")]
     mode: ModeArg,
-    /// Alias for `--mode decode` (the peer's `--decode`).
-    #[arg(long)]
-    decode: bool,
     /// Timed training steps.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -76,12 +72,6 @@ struct Seq2SeqArgs {
     tgt_len: usize,
     #[arg(long, default_value_t = 8000)]
     vocab: usize,
-    #[arg(long, default_value_t = 256)]
-    emb: usize,
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
-    #[arg(long, default_value_t = 256)]
-    attn_dim: usize,
     /// Distinct synthetic training batches, cycled.
     #[arg(long, default_value_t = 8)]
     pool: usize,
@@ -90,6 +80,48 @@ struct Seq2SeqArgs {
     /// One JSON object per line with the peer's fields (default: a one-line summary).
     #[arg(long)]
     json: bool,
+}
+
+impl ProtocolArgs {
+    /// The protocol these flags ask for, at the global `--threads`.
+    fn protocol(&self, decode_only: bool) -> Protocol {
+        let mode = match (decode_only, self.mode) {
+            (true, _) | (false, ModeArg::Decode) => BenchMode::Decode,
+            (false, ModeArg::Train) => BenchMode::Train,
+            (false, ModeArg::Both) => BenchMode::Both,
+        };
+        Protocol {
+            mode,
+            steps: self.steps,
+            warmup: self.warmup,
+            decode_reps: self.decode_reps,
+            threads: tensor::threads::threads(),
+            batch: self.batch,
+            src_len: self.src_len,
+            tgt_len: self.tgt_len,
+            vocab: self.vocab,
+            pool: self.pool,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Args)]
+struct Seq2SeqArgs {
+    /// Classic encoder-decoder: no attention, the bridge only initialises the decoder.
+    #[arg(long)]
+    no_attention: bool,
+    /// Alias for `--mode decode` (the peer's `--decode`).
+    #[arg(long)]
+    decode: bool,
+    #[arg(long, default_value_t = 256)]
+    emb: usize,
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    #[arg(long, default_value_t = 256)]
+    attn_dim: usize,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -129,30 +161,15 @@ fn attention(a: AttentionArgs) -> Result<()> {
 }
 
 fn seq2seq(a: Seq2SeqArgs) -> Result<()> {
-    let mode = match (a.decode, a.mode) {
-        (true, _) | (false, ModeArg::Decode) => Seq2SeqMode::Decode,
-        (false, ModeArg::Train) => Seq2SeqMode::Train,
-        (false, ModeArg::Both) => Seq2SeqMode::Both,
-    };
     let cfg = Seq2SeqBench {
         attention: !a.no_attention,
-        mode,
-        steps: a.steps,
-        warmup: a.warmup,
-        decode_reps: a.decode_reps,
-        threads: tensor::threads::threads(),
-        batch: a.batch,
-        src_len: a.src_len,
-        tgt_len: a.tgt_len,
-        vocab: a.vocab,
         emb: a.emb,
         hidden: a.hidden,
         attn_dim: a.attn_dim,
-        pool: a.pool,
-        seed: a.seed,
+        protocol: a.protocol.protocol(a.decode),
     };
     for obj in bench_seq2seq(&cfg)? {
-        print(&obj, a.json);
+        print(&obj, a.protocol.json);
     }
     Ok(())
 }
