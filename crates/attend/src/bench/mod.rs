@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod model_bench;
 pub mod seq2seq;
+pub mod transformer;
 
 use std::time::Instant;
 

@@ -1,12 +1,14 @@
-//! `attend bench attention|seq2seq`: the peers' benchmarks (`../shared/peers`) on attend, printing
-//! their JSON fields, one object per line with `--json` (`benches/vs-peers.sh` compares both sides).
-//! Threads: the global `--threads N` (default: all cores).
+//! `attend bench attention|seq2seq|transformer`: the peers' benchmarks (`../shared/peers`) on
+//! attend, printing their JSON fields, one object per line with `--json` (`benches/vs-peers*.sh`
+//! compare both sides). Threads: the global `--threads N` (default: all cores).
 
 use crate::bench::attention::{bench_attention, AttentionBench, Mode};
 use crate::bench::model_bench::{BenchMode, Protocol};
 use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench};
+use crate::bench::transformer::{bench_transformer, TransformerBench};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
 /// Time attend on the peers' benchmarks (same work, same JSON fields).
 #[derive(Args)]
@@ -21,6 +23,9 @@ enum Which {
     Attention(AttentionArgs),
     /// GRU encoder-decoder with (or without) Bahdanau attention: the work of `seq2seq_bench.py`.
     Seq2seq(Seq2SeqArgs),
+    /// Pre-norm Transformer 3+3 layers, d = 256: the work of `transformer_bench.py` (incremental
+    /// greedy decoding), optionally with the peer's exported weights.
+    Transformer(TransformerArgs),
 }
 
 #[derive(Args)]
@@ -124,10 +129,39 @@ struct Seq2SeqArgs {
     protocol: ProtocolArgs,
 }
 
+#[derive(Args)]
+struct TransformerArgs {
+    #[arg(long, default_value_t = 256)]
+    d_model: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Inner size of the feed-forward blocks.
+    #[arg(long, default_value_t = 1024)]
+    ff: usize,
+    #[arg(long, default_value_t = 3)]
+    enc_layers: usize,
+    #[arg(long, default_value_t = 3)]
+    dec_layers: usize,
+    /// Dropout while training (also on the attention probabilities).
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f64,
+    /// Decode with this run directory's weights (e.g. `attend import-torch --state X.npz --config
+    /// benches/transformer-bench.toml --out DIR`); `--mode decode` only.
+    #[arg(long, value_name = "RUN_DIR")]
+    weights: Option<PathBuf>,
+    /// `transformer_bench.py`'s `X.npz.json`: also decode its check batch and report the rows equal
+    /// to torch's greedy output (needs --weights from the same export).
+    #[arg(long, value_name = "PATH.npz.json")]
+    check: Option<PathBuf>,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
+}
+
 pub fn run(a: BenchArgs) -> Result<()> {
     match a.which {
         Which::Attention(a) => attention(a),
         Which::Seq2seq(a) => seq2seq(a),
+        Which::Transformer(a) => transformer(a),
     }
 }
 
@@ -174,6 +208,24 @@ fn seq2seq(a: Seq2SeqArgs) -> Result<()> {
     Ok(())
 }
 
+fn transformer(a: TransformerArgs) -> Result<()> {
+    let cfg = TransformerBench {
+        d_model: a.d_model,
+        heads: a.heads,
+        ff: a.ff,
+        enc_layers: a.enc_layers,
+        dec_layers: a.dec_layers,
+        dropout: a.dropout,
+        protocol: a.protocol.protocol(false),
+        weights: a.weights,
+        check: a.check,
+    };
+    for obj in bench_transformer(&cfg)? {
+        print(&obj, a.protocol.json);
+    }
+    Ok(())
+}
+
 /// Prints a measurement as JSON, or as one readable line: the bench, the median time and the
 /// throughput at the median.
 fn print(obj: &serde_json::Value, json: bool) {
@@ -192,8 +244,15 @@ fn print(obj: &serde_json::Value, json: bool) {
             format!("{:.0} tokens/s", num("tokens_per_s_median")),
         ),
     };
+    let check = match (
+        obj.get("greedy_rows_identical_vs_torch"),
+        obj.get("greedy_rows_vs_torch_total"),
+    ) {
+        (Some(same), Some(total)) => format!(", greedy = torch's for {same}/{total} rows"),
+        _ => String::new(),
+    };
     println!(
-        "{} ({} threads): median {median:.2} ms, {rate}, foreign_cpu {}",
+        "{} ({} threads): median {median:.2} ms, {rate}, foreign_cpu {}{check}",
         obj["bench"].as_str().unwrap_or("?"),
         obj["threads"],
         obj["foreign_cpu"]
