@@ -1,6 +1,8 @@
 //! `attend import-torch` on the PyTorch golden fixtures: the imported directory decodes (through
 //! `attend translate --ids`, and in text mode with `w<i>` words) to PyTorch's greedy ids; sizes that
-//! do not fit the state_dict and a positional table in another layout are refused clearly.
+//! do not fit the state_dict and a positional table in another layout are refused clearly. The
+//! peer's own numpy export (`transformer_bench.py --export-npz`, tiny sizes) imports from `.npz` and
+//! `attend bench transformer --weights … --check …` reproduces torch's greedy ids for its check batch.
 
 mod attention_support;
 
@@ -51,9 +53,13 @@ fn attend(args: &[&str], stdin: &str) -> Output {
 }
 
 fn import(name: &str, sizes_text: &str, dir: &Path) -> Output {
+    import_state(&fixture_path(name), sizes_text, dir)
+}
+
+/// `attend import-torch --state STATE` with the given sizes into `dir/model`.
+fn import_state(state: &Path, sizes_text: &str, dir: &Path) -> Output {
     let sizes_path = dir.join("sizes.toml");
     std::fs::write(&sizes_path, sizes_text).expect("writes sizes");
-    let state = fixture_path(name);
     let out = dir.join("model");
     attend(
         &[
@@ -178,6 +184,105 @@ fn sizes_that_do_not_fit_the_state_dict_are_refused() {
     ];
     for (text, needle) in cases {
         let out = import("transformer", &text, &dir);
+        assert!(!out.status.success(), "{needle}: import should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}
+
+/// The tiny export of `transformer_bench.py` (tools/golden/make_transformer_bench_npz.sh).
+fn bench_export() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/transformer_bench_tiny.npz")
+}
+
+/// The sizes of that export (`--vocab 40 --d-model 16 --heads 2 --ff 32 --enc-layers 2
+/// --dec-layers 2`, the peer's 1024-row `pos_enc`).
+const BENCH_TINY_SIZES: &str = "src_vocab = 40\ntgt_vocab = 40\nd_model = 16\nheads = 2\n\
+    encoder_layers = 2\ndecoder_layers = 2\nff_size = 32\nactivation = \"relu\"\n\
+    norm_first = true\nmax_positions = 1024\n";
+
+#[test]
+fn the_peers_npz_export_decodes_to_torchs_greedy_ids() {
+    let dir = scratch("npz");
+    let msg = stdout_of(&import_state(&bench_export(), BENCH_TINY_SIZES, &dir));
+    assert!(msg.contains("imported"), "{msg}");
+    let model = dir.join("model");
+    let check = bench_export().with_extension("npz.json");
+    let out = stdout_of(&attend(
+        &[
+            "--threads",
+            "1",
+            "bench",
+            "transformer",
+            "--mode",
+            "decode",
+            "--json",
+            "--weights",
+            model.to_str().expect("utf-8 path"),
+            "--check",
+            check.to_str().expect("utf-8 path"),
+            "--vocab",
+            "40",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--ff",
+            "32",
+            "--enc-layers",
+            "2",
+            "--dec-layers",
+            "2",
+            "--batch",
+            "4",
+            "--src-len",
+            "6",
+            "--tgt-len",
+            "6",
+            "--warmup",
+            "1",
+            "--decode-reps",
+            "1",
+        ],
+        "",
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(v["bench"], "transformer_decode_greedy");
+    assert_eq!(v["greedy_rows_vs_torch_total"], 4);
+    assert_eq!(v["greedy_rows_identical_vs_torch"], 4, "{v}");
+    assert_eq!(v["greedy_token_agreement_vs_torch"], 1.0);
+    // Sizes other than the export's are refused, not decoded.
+    let wrong = attend(
+        &[
+            "bench",
+            "transformer",
+            "--mode",
+            "decode",
+            "--weights",
+            model.to_str().expect("utf-8 path"),
+        ],
+        "",
+    );
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("d_model = 16 (the benchmark's: 256)"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("cleans up");
+}
+
+#[test]
+fn state_dicts_in_other_formats_or_corrupt_are_refused() {
+    let dir = scratch("formats");
+    let pickle = dir.join("state.pt");
+    std::fs::write(&pickle, b"not read").expect("writes");
+    let corrupt = dir.join("state.npz");
+    let bytes = std::fs::read(bench_export()).expect("reads the fixture");
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).expect("writes");
+    for (state, needle) in [
+        (&pickle, ".safetensors or .npz"),
+        (&corrupt, "not a numpy .npz"),
+    ] {
+        let out = import_state(state, BENCH_TINY_SIZES, &dir);
         assert!(!out.status.success(), "{needle}: import should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{needle}: {err}");
