@@ -159,6 +159,15 @@ impl Var {
         self.0.value.borrow().clone()
     }
 
+    /// The value, moved out without a copy when this is the last handle to the node (a result
+    /// computed without the tape), copied otherwise.
+    pub fn into_tensor(self) -> Tensor {
+        match Rc::try_unwrap(self.0) {
+            Ok(mut node) => std::mem::replace(node.value.get_mut(), Tensor::zeros(&[0])),
+            Err(rc) => rc.value.borrow().clone(),
+        }
+    }
+
     /// The single value of a one-element var.
     pub fn item(&self) -> f32 {
         self.0.value.borrow().item()

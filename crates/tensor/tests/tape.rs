@@ -206,3 +206,15 @@ fn the_gradient_check_catches_a_wrong_backward() {
     let right = check_gradients(square_with(2.0), &[x], 1e-2, 1);
     assert!(right.max_rel_error < 1e-3, "{right:?}");
 }
+
+#[test]
+fn into_tensor_moves_a_sole_value_and_copies_a_shared_one() {
+    let t = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]);
+    let y = no_grad(|| Var::constant(t.clone()).scale(2.0));
+    assert_eq!(y.into_tensor().data(), &[2.0, 4.0, 6.0]);
+    // Another handle keeps the node alive: the value is copied and stays readable there.
+    let x = Var::parameter(t.clone());
+    let other = x.clone();
+    assert_eq!(x.into_tensor(), t);
+    assert_eq!(other.to_tensor(), t);
+}

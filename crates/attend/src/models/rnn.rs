@@ -431,7 +431,7 @@ impl Decoding for RnnDecoding<'_> {
                 let top = m.decoder_step(xp0, &mut self.states, &mut None);
                 let logits = m.out_proj.forward(&Var::concat(&[top, ctx], -1));
                 StepOutput {
-                    logits: logits.to_tensor(),
+                    logits: logits.into_tensor(),
                     weights: Some(weights),
                     scores: Some(scores),
                 }
@@ -440,7 +440,7 @@ impl Decoding for RnnDecoding<'_> {
                 let xp0 = y.linear(&l0.weight_ih, Some(&l0.bias_ih));
                 let top = m.decoder_step(xp0, &mut self.states, &mut None);
                 StepOutput {
-                    logits: m.out_proj.forward(&top).to_tensor(),
+                    logits: m.out_proj.forward(&top).into_tensor(),
                     weights: None,
                     scores: None,
                 }

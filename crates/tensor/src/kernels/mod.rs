@@ -1,4 +1,5 @@
 //! Low-level kernels on slices: matrix products (through `gemm`) and fused loops.
 
+pub mod fill;
 pub mod gemm;
 pub mod math;

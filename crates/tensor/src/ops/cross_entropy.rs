@@ -6,6 +6,7 @@
 //! mean of `ℓ_i` over the rows whose target is not the ignored index.
 //! Backward: `dz_i = (p_i − q_i) / n`, `q_i = (1 − ε)·onehot(y_i) + ε/V`; ignored rows get zero.
 
+use crate::kernels::fill;
 use crate::kernels::math::{exp, simd_fn};
 use crate::ops::softmax::log_softmax_row;
 use crate::tensor::Tensor;
@@ -57,7 +58,7 @@ impl Var {
             "cross_entropy: target ≥ {v}"
         );
         // Per row: log-probabilities (kept for backward as probabilities) and the loss.
-        let mut logp = logits.data().to_vec();
+        let mut logp = fill::copied(logits.data());
         let per_row: Vec<f64> = logp
             .par_chunks_mut(v)
             .zip(targets.par_iter())
@@ -84,7 +85,7 @@ impl Var {
             vec![self.clone()],
             Box::new(move |g, _, p| {
                 let shape = p[0].value().shape().to_vec();
-                let mut dz = vec![0.0; logp.len()];
+                let mut dz = fill::zeroed(logp.len());
                 if count > 0 {
                     let scale = g.item() / count as f32;
                     let off = smoothing / v as f32;

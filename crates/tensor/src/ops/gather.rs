@@ -3,6 +3,7 @@
 //! `out[i, :] = table[ids[i], :]`, `table [V, D]`, `ids [N]` → `[N, D]`. Backward scatter-adds the
 //! gradient rows into a `[V, D]` gradient (rows of repeated ids add up).
 
+use crate::kernels::fill;
 use crate::tensor::Tensor;
 use crate::var::Var;
 
@@ -33,7 +34,7 @@ impl Var {
             Tensor::from_vec(out, &[ids.len(), d]),
             vec![self.clone()],
             Box::new(move |g, _, _| {
-                let mut gt = vec![0.0; v * d];
+                let mut gt = fill::zeroed(v * d);
                 for (row, &id) in g.data().chunks_exact(d).zip(&ids) {
                     let dst = &mut gt[id as usize * d..(id as usize + 1) * d];
                     for (a, &b) in dst.iter_mut().zip(row) {

@@ -7,7 +7,7 @@
 //!
 //! Backward: `dA = dC · op(B)ᵀ`, `dB = op(A)ᵀ · dC` (transposed back where the operand was).
 
-use crate::kernels::gemm;
+use crate::kernels::{fill, gemm};
 use crate::tensor::Tensor;
 use crate::var::Var;
 use rayon::prelude::*;
@@ -33,7 +33,7 @@ pub fn matmul_tensors(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> T
             "matmul: a batched, transposed lhs needs a batched rhs"
         );
         let rows = a.numel() / k;
-        let mut out = vec![0.0; rows * n];
+        let mut out = fill::zeroed(rows * n);
         gemm::matmul(
             &mut out,
             a.data(),
@@ -57,7 +57,7 @@ pub fn matmul_tensors(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> T
         b.shape()
     );
     let batch: usize = a.shape()[..ar - 2].iter().product();
-    let mut out = vec![0.0; batch * m * n];
+    let mut out = fill::zeroed(batch * m * n);
     batched(
         &mut out,
         a.data(),
@@ -151,7 +151,7 @@ impl Var {
                         // Flatten the batch of A and dC into rows: dB sums over all of them.
                         let (k, n) = (a.dim(-1), g.dim(-1));
                         let rows = a.numel() / k;
-                        let mut gb = vec![0.0; k * n];
+                        let mut gb = fill::zeroed(k * n);
                         if trans_b {
                             // B [n, k]: dB = dCᵀ · A
                             gemm::matmul(
@@ -211,10 +211,7 @@ impl Var {
             b.shape()
         );
         let rows = x.numel() / in_dim.max(1);
-        let mut y = Vec::with_capacity(rows * out_dim);
-        for _ in 0..rows {
-            y.extend_from_slice(b.data());
-        }
+        let mut y = fill::repeat_row(b.data(), rows);
         gemm::matmul(
             &mut y,
             x.data(),
@@ -235,7 +232,7 @@ impl Var {
             Box::new(move |g, _, p| {
                 let (x, w) = (p[0].value(), p[1].value());
                 let gx = p[0].requires_grad().then(|| {
-                    let mut gx = vec![0.0; rows * in_dim];
+                    let mut gx = fill::zeroed(rows * in_dim);
                     gemm::matmul(
                         &mut gx,
                         g.data(),
@@ -250,7 +247,7 @@ impl Var {
                     Tensor::from_vec(gx, x.shape())
                 });
                 let gw = p[1].requires_grad().then(|| {
-                    let mut gw = vec![0.0; out_dim * in_dim];
+                    let mut gw = fill::zeroed(out_dim * in_dim);
                     gemm::matmul(
                         &mut gw,
                         g.data(),
@@ -265,12 +262,17 @@ impl Var {
                     Tensor::from_vec(gw, w.shape())
                 });
                 let gb = p[2].requires_grad().then(|| {
+                    // Column blocks over the threads, each summing its columns down all rows.
+                    const COLUMNS: usize = 512;
                     let mut gb = vec![0.0; out_dim];
-                    for row in g.data().chunks_exact(out_dim.max(1)) {
-                        for (a, &v) in gb.iter_mut().zip(row) {
-                            *a += v;
+                    gb.par_chunks_mut(COLUMNS).enumerate().for_each(|(j, acc)| {
+                        let start = j * COLUMNS;
+                        for row in g.data().chunks_exact(out_dim) {
+                            for (a, &v) in acc.iter_mut().zip(&row[start..]) {
+                                *a += v;
+                            }
                         }
-                    }
+                    });
                     Tensor::from_vec(gb, &[out_dim])
                 });
                 vec![gx, gw, gb]

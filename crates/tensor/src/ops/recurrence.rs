@@ -24,8 +24,8 @@
 //!   dc'·i(1−g²), dh·tanh c'·o(1−o)]` = `dxp` = `dgh`; `dc_prev = dc'·f`, `dh_prev = dgh·W_hh`;
 //! - both: `dW_hh += dghᵀ·h_prev`, `db_hh += Σ_b dgh`; padded rows pass `dh`, `dc` through.
 
-use crate::kernels::gemm;
 use crate::kernels::math::{sigmoid, simd_fn, tanh};
+use crate::kernels::{fill, gemm};
 use crate::tensor::Tensor;
 use crate::var::Var;
 
@@ -288,7 +288,7 @@ fn backward(
             dc[bi * h..(bi + 1) * h].copy_from_slice(&gout[o + h..o + 2 * h]);
         }
     }
-    let mut dxp = vec![0.0; b * t * g];
+    let mut dxp = fill::zeroed(b * t * g);
     let mut dw = vec![0.0; g * h];
     let mut db = vec![0.0; g];
     let mut dgh = vec![0.0; b * g];

@@ -69,8 +69,8 @@ impl Decoding for TransformerDecoding<'_> {
         let (rows, s) = (prev.len(), self.padding.dim(1));
         let weights = cross.reshape(&[rows, cross.dim(1), s]).mean_axis(1);
         StepOutput {
-            logits: logits.to_tensor(),
-            weights: Some(weights.to_tensor()),
+            logits: logits.into_tensor(),
+            weights: Some(weights.into_tensor()),
             scores: None,
         }
     }
