@@ -117,7 +117,7 @@ impl Adam {
                 (c.weight_decay, 1.0)
             };
             let (b1, b2, eps) = (c.beta1, c.beta2, c.eps);
-            let update = |(((x, g), m), v): (((&mut [f32], &[f32]), &mut [f32]), &mut [f32])| {
+            let update = |x: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
                 for (((x, &g), m), v) in x.iter_mut().zip(g).zip(m).zip(v) {
                     let g = g + l2 * *x;
                     *x *= decay;
@@ -134,7 +134,7 @@ impl Adam {
                 .zip(g.data().par_chunks(CHUNK))
                 .zip(st.m.data_mut().par_chunks_mut(CHUNK))
                 .zip(st.v.data_mut().par_chunks_mut(CHUNK))
-                .for_each(update);
+                .for_each(|(((x, g), m), v)| update(x, g, m, v));
         }
     }
 
