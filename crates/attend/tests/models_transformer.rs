@@ -112,20 +112,24 @@ fn golden(name: &str) {
         .collect();
     let tgt_in = ids(&get(&f, "tgt_in"));
     let (b, s, t) = (len.len(), get(&f, "src").dim(1), get(&f, "tgt_in").dim(1));
-    let enc = tensor::no_grad(|| model.encode(&src, &len, s, None)).expect("encodes");
-    assert_tensors_close(&enc.memory.to_tensor(), &get(&f, "memory"), 1e-4, "memory");
-    let out = model
-        .forward(&src, &len, s, &tgt_in, t, None)
-        .expect("runs");
-    assert_tensors_close(&out.logits.to_tensor(), &get(&f, "logits"), 1e-4, "logits");
-    // Gradients of L = Σ logits ⊙ grad_out.logits for every parameter.
-    model.params().zero_grad();
-    out.logits
-        .mul(&Var::constant(get(&f, "grad_out.logits")))
-        .sum_all()
-        .backward();
-    for (pname, p) in model.params().iter() {
-        assert_tensors_close(&grad(p), &get(&f, &format!("grad.{pname}")), 1e-4, pname);
+    // Both attention paths: the plain ops (weights returned) and the fused kernel.
+    for weights in [true, false] {
+        let enc = tensor::no_grad(|| model.encode(&src, &len, s, None, weights)).expect("encodes");
+        assert_tensors_close(&enc.memory.to_tensor(), &get(&f, "memory"), 1e-4, "memory");
+        let out = model
+            .forward(&src, &len, s, &tgt_in, t, None, weights)
+            .expect("runs");
+        assert_tensors_close(&out.logits.to_tensor(), &get(&f, "logits"), 1e-4, "logits");
+        // Gradients of L = Σ logits ⊙ grad_out.logits for every parameter.
+        model.params().zero_grad();
+        out.logits
+            .mul(&Var::constant(get(&f, "grad_out.logits")))
+            .sum_all()
+            .backward();
+        for (pname, p) in model.params().iter() {
+            let what = format!("{pname} (weights returned: {weights})");
+            assert_tensors_close(&grad(p), &get(&f, &format!("grad.{pname}")), 1e-4, &what);
+        }
     }
     // The parameters are exactly the fixture's trainable ones.
     let expected = f.keys().filter(|k| k.starts_with("grad.")).count();
@@ -151,8 +155,8 @@ fn postnorm_gelu_equals_pytorch() {
 }
 
 /// A small random model (to make decoding non-trivial, biases and norms are not at their init).
-fn tiny(norm: NormPlacement, positions: PositionKind, shared: bool, seed: u64) -> Transformer {
-    let spec = TransformerSpec {
+fn tiny_spec(norm: NormPlacement, positions: PositionKind, shared: bool) -> TransformerSpec {
+    TransformerSpec {
         src_vocab: 13,
         tgt_vocab: 13,
         d_model: 8,
@@ -169,8 +173,11 @@ fn tiny(norm: NormPlacement, positions: PositionKind, shared: bool, seed: u64) -
         tie_output: shared,
         dropout: 0.0,
         attention_dropout: 0.0,
-    };
-    let model = Transformer::new(spec, seed).expect("builds");
+    }
+}
+
+fn tiny(norm: NormPlacement, positions: PositionKind, shared: bool, seed: u64) -> Transformer {
+    let model = Transformer::new(tiny_spec(norm, positions, shared), seed).expect("builds");
     let mut rng = Rng::new(seed + 100);
     for (name, p) in model.params().iter() {
         if name.ends_with("bias") || name.contains("norm") {
@@ -252,7 +259,7 @@ impl Decoding for RecomputeDecoding<'_> {
             src.resize(s, 0);
             let f = self
                 .model
-                .forward(&src, &[len], s, tgt, t, None)
+                .forward(&src, &[len], s, tgt, t, None, true)
                 .expect("runs");
             logits.extend_from_slice(&f.logits.value().data()[(t - 1) * v..t * v]);
             // Last layer's cross-attention [1, H, T, S] at the last position, mean over heads.
@@ -381,15 +388,19 @@ fn decoder_position_t_does_not_see_later_targets() {
     let model = tiny(NormPlacement::Pre, PositionKind::Learned, false, 7);
     let src = [4u32, 5, 6, 7];
     let a = [BOS, 4, 5, 6, 7, 8];
-    let logits = |tgt: &[u32]| {
-        tensor::no_grad(|| model.forward(&src, &[4], 4, tgt, 6, None))
-            .expect("runs")
-            .logits
-            .to_tensor()
-    };
-    let base = logits(&a);
     let v = model.tgt_vocab();
-    for change in 1..6 {
+    // Both attention paths: plain (weights returned) and fused.
+    for (weights, change) in [true, false]
+        .into_iter()
+        .flat_map(|w| (1..6).map(move |c| (w, c)))
+    {
+        let logits = |tgt: &[u32]| {
+            tensor::no_grad(|| model.forward(&src, &[4], 4, tgt, 6, None, weights))
+                .expect("runs")
+                .logits
+                .to_tensor()
+        };
+        let base = logits(&a);
         let mut b = a;
         for x in &mut b[change..] {
             *x += 4; // different tokens from position `change` on (4..=8 → 8..=12)
@@ -403,7 +414,7 @@ fn decoder_position_t_does_not_see_later_targets() {
             if t < change {
                 assert_eq!(
                     d, 0.0,
-                    "position {t} changed when tokens from {change} on did"
+                    "position {t} changed when tokens from {change} on did (weights {weights})"
                 );
             } else {
                 assert!(d > 1e-4, "position {t} ignores its own input");
@@ -428,19 +439,24 @@ fn source_padding_changes_no_output() {
     let model = tiny(NormPlacement::Post, PositionKind::Sinusoidal, false, 9);
     let tgt = [BOS, 7, 8];
     let short = model
-        .forward(&[4, 5, 6], &[3], 3, &tgt, 3, None)
+        .forward(&[4, 5, 6], &[3], 3, &tgt, 3, None, true)
         .expect("runs");
     for (pad, fill) in [(2usize, 0u32), (4, 9)] {
         let mut src = vec![4u32, 5, 6];
         src.extend(std::iter::repeat_n(fill, pad));
         let s = src.len();
-        let long = model.forward(&src, &[3], s, &tgt, 3, None).expect("runs");
-        assert_tensors_close(
-            &long.logits.to_tensor(),
-            &short.logits.to_tensor(),
-            1e-5,
-            "logits with padding",
-        );
+        // Both attention paths: plain (weights returned) and fused.
+        for weights in [true, false] {
+            let long = model
+                .forward(&src, &[3], s, &tgt, 3, None, weights)
+                .expect("runs");
+            assert_tensors_close(
+                &long.logits.to_tensor(),
+                &short.logits.to_tensor(),
+                1e-5,
+                &format!("logits with padding (weights {weights})"),
+            );
+        }
         let maps = model.attention_maps(&src, &[3], s, &tgt, 3).expect("runs");
         for w in maps.cross.iter().chain(&maps.encoder_self) {
             for (k, &x) in w.data().iter().enumerate() {
@@ -595,5 +611,76 @@ fn bundled_transformer_configs_parse_and_build() {
         assert_eq!(config.model.kind, "transformer");
         let model = attend::models::build(&config, 60, 60, 0).expect("builds");
         assert_eq!(model.tgt_vocab(), 60);
+    }
+}
+
+/// Training through the fused attention kernel (no weights asked for, no attention dropout) gives
+/// the same parameters after a few gradient steps as training through the plain layer ops, with
+/// dropout elsewhere active and drawing the same masks; and the teacher-forced logits agree.
+/// (Plain gradient descent: Adam would turn the rounding noise of gradients that are exactly zero in
+/// theory, such as the key bias's, into full-size steps of either sign.)
+#[test]
+fn fused_and_plain_attention_train_alike() {
+    let b = batch();
+    let spec = TransformerSpec {
+        dropout: 0.1,
+        ..tiny_spec(NormPlacement::Pre, PositionKind::Sinusoidal, false)
+    };
+    let train = |weights: bool| {
+        let model = Transformer::new(spec.clone(), 17).expect("builds");
+        let mut losses = Vec::new();
+        for step in 0..4 {
+            let mut rng = Rng::new(1000 + step);
+            let f = model
+                .forward(
+                    &b.src,
+                    &b.src_len,
+                    b.src_max,
+                    &b.tgt_in,
+                    b.tgt_max,
+                    Some(&mut rng),
+                    weights,
+                )
+                .expect("forward");
+            assert_eq!(
+                f.cross.is_empty(),
+                !weights,
+                "weights returned only when asked"
+            );
+            let loss = f
+                .logits
+                .reshape(&[b.batch_size * b.tgt_max, 13])
+                .cross_entropy(&b.tgt_out, Some(0), 0.1);
+            model.params().zero_grad();
+            loss.backward();
+            for (_, p) in model.params().iter() {
+                let g = p.grad().expect("every parameter gets a gradient");
+                p.value_mut().add_assign(&g.map(|x| -0.5 * x));
+            }
+            losses.push(loss.item());
+        }
+        let eval = tensor::no_grad(|| {
+            model
+                .forward(
+                    &b.src, &b.src_len, b.src_max, &b.tgt_in, b.tgt_max, None, weights,
+                )
+                .expect("forward")
+                .logits
+                .to_tensor()
+        });
+        let params: Vec<Tensor> = model.params().iter().map(|(_, p)| p.to_tensor()).collect();
+        (losses, eval, params)
+    };
+    let (plain_losses, plain_eval, plain_params) = train(true);
+    let (fused_losses, fused_eval, fused_params) = train(false);
+    for (p, f) in plain_losses.iter().zip(&fused_losses) {
+        assert!(
+            (p - f).abs() < 1e-5,
+            "losses {plain_losses:?} vs {fused_losses:?}"
+        );
+    }
+    assert_tensors_close(&fused_eval, &plain_eval, 1e-4, "logits after training");
+    for (i, (f, p)) in fused_params.iter().zip(&plain_params).enumerate() {
+        assert_tensors_close(f, p, 1e-4, &format!("parameter {i} after 4 steps"));
     }
 }

@@ -22,11 +22,18 @@
 //! encoder memory once for cross-attention ([`KvMemory`]). Both reorder their batch rows for beam
 //! search. Dropout on the attention weights (training only) is applied after the returned weights
 //! are taken, so the weights are always the softmax.
+//!
+//! Fused path: where no weights are wanted and none are dropped (evaluation, or training without
+//! attention dropout), [`self_attend_fused`](MultiHeadAttention::self_attend_fused) and
+//! [`attend_fused`](MultiHeadAttention::attend_fused) run the engine's flash-attention kernel
+//! (`tensor::ops::flash_attention`: no `T × S` matrix is kept; masks are causal and/or key lengths).
+//! The plain path above is their oracle (tested equal, forward and backward).
 
 use crate::attention::mask::{causal_mask_after, combine, key_padding_broadcast};
 use crate::attention::scaled_dot::{attention_weights, weighted_values};
 use crate::attention::{shape_error, AttentionError};
 use crate::nn::{Linear, Params};
+use tensor::ops::flash_attention::flash_attention;
 use tensor::{Rng, Tensor, Var};
 
 const LAYER: &str = "multi-head attention";
@@ -226,6 +233,10 @@ impl MultiHeadAttention {
         if xs.len() != 3 || xs[2] != d {
             return Err(shape_error(LAYER, what, &xs, format!("[B, L, {d}]")));
         }
+        if part == 0 && n == 3 {
+            // The whole projection: no slice of the weights to copy.
+            return Ok(x.linear(&self.in_proj_weight, Some(&self.in_proj_bias)));
+        }
         let w = self.in_proj_weight.narrow(0, part * d, n * d);
         let b = self.in_proj_bias.narrow(0, part * d, n * d);
         Ok(x.linear(&w, Some(&b)))
@@ -316,6 +327,75 @@ impl MultiHeadAttention {
         let (b, t, d) = (q.dim(0), q.dim(2), self.d_model());
         let merged = heads.permute(&[0, 2, 1, 3]).reshape(&[b, t, d]); // [B, T, d]
         Ok((self.out_proj.forward(&merged), weights))
+    }
+
+    /// Self-attention of `x [B, L, d]` through the fused kernel → `[B, L, d]` (no weights, no
+    /// dropout on them): one projection into Q, K, V; `causal`: position `i` sees `j ≤ i`;
+    /// `key_lengths`: batch row `b` sees positions `j < key_lengths[b]`.
+    pub fn self_attend_fused(
+        &self,
+        x: &Var,
+        causal: bool,
+        key_lengths: Option<&[usize]>,
+    ) -> Result<Var, AttentionError> {
+        let qkv = self.project(x, 0, 3, "input")?; // [B, L, 3d]
+        let d = self.d_model();
+        let memory = KvMemory {
+            k: self.split_heads(&qkv.narrow(2, d, d)),
+            v: self.split_heads(&qkv.narrow(2, 2 * d, d)),
+        };
+        let q = self.split_heads(&qkv.narrow(2, 0, d));
+        self.attend_heads_fused(&q, &memory, causal, key_lengths)
+    }
+
+    /// `query [B, T, d]` over projected `memory` through the fused kernel → `[B, T, d]`; masks as
+    /// [`self_attend_fused`](Self::self_attend_fused).
+    pub fn attend_fused(
+        &self,
+        query: &Var,
+        memory: &KvMemory,
+        causal: bool,
+        key_lengths: Option<&[usize]>,
+    ) -> Result<Var, AttentionError> {
+        let q = self.split_heads(&self.project(query, 0, 1, "query")?);
+        self.attend_heads_fused(&q, memory, causal, key_lengths)
+    }
+
+    /// Per-head queries `q [B, H, T, d_h]` over `memory` through the fused kernel, heads merged and
+    /// projected → `[B, T, d]`.
+    fn attend_heads_fused(
+        &self,
+        q: &Var,
+        memory: &KvMemory,
+        causal: bool,
+        key_lengths: Option<&[usize]>,
+    ) -> Result<Var, AttentionError> {
+        let (b, t, dh) = (q.dim(0), q.dim(2), q.dim(3));
+        let ks = memory.k.shape();
+        if ks.len() != 4 || ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
+            return Err(shape_error(
+                LAYER,
+                "projected memory",
+                &ks,
+                format!("[{b}, {}, S, d_h] for keys and values", self.heads),
+            ));
+        }
+        if let Some(lengths) = key_lengths {
+            if lengths.len() != b || lengths.iter().any(|&l| l > ks[2]) {
+                return Err(shape_error(
+                    LAYER,
+                    "key lengths",
+                    &[lengths.len()],
+                    format!("[{b}] lengths ≤ {}", ks[2]),
+                ));
+            }
+        }
+        let scale = 1.0 / (dh as f32).sqrt();
+        let heads = flash_attention(q, &memory.k, &memory.v, causal, key_lengths, scale);
+        let merged = heads
+            .permute(&[0, 2, 1, 3])
+            .reshape(&[b, t, self.d_model()]);
+        Ok(self.out_proj.forward(&merged))
     }
 
     /// Causal self-attention for the `n` newest positions `x [B, n, d]` (usually `n = 1`): their keys

@@ -30,8 +30,8 @@ pub mod layers;
 
 use self::decoding::TransformerDecoding;
 use self::layers::{
-    dropout, Activation, DecoderLayer, EncoderLayer, LayerSpec, NormPlacement, SelfAttention,
-    LAYER_NORM_EPS,
+    dropout, Activation, AttentionPath, DecoderLayer, EncoderLayer, LayerSpec, NormPlacement,
+    SelfAttention, LAYER_NORM_EPS,
 };
 use super::{Decoding, Seq2Seq};
 use crate::attention::mask::{causal_mask, padding_mask};
@@ -170,7 +170,7 @@ pub struct Encoded {
     pub memory: Var,
     /// Source padding mask `[B, S]`, 1 = pad.
     pub padding: Tensor,
-    /// Self-attention weights `[B, H, S, S]`, one per layer.
+    /// Self-attention weights `[B, H, S, S]`, one per layer (none where the fused kernel ran).
     pub weights: Vec<Var>,
 }
 
@@ -362,22 +362,26 @@ impl Transformer {
     }
 
     /// Encodes `src [B, src_max]` (padded, real lengths `src_len`). `rng`: `Some` while training.
+    /// `weights`: return every self-attention weight (plain path); `false` takes the fused kernel
+    /// where no attention dropout is in effect.
     pub fn encode(
         &self,
         src: &[u32],
         src_len: &[usize],
         src_max: usize,
         mut rng: Option<&mut Rng>,
+        weights: bool,
     ) -> Result<Encoded, TransformerError> {
+        let path = Self::path(weights, src_len);
         let b = src_len.len();
         Self::check_ids("source", src, b, src_max, self.spec.src_vocab)?;
         let padding = padding_mask(src_len, src_max)?; // [B, S]
         let mut x = self.embed(&self.src_emb, src, b, src_max, 0, &mut rng); // [B, S, d]
         let mut weights = Vec::with_capacity(self.encoder.len());
         for layer in &self.encoder {
-            let (y, w) = layer.forward(&x, &padding, &mut rng)?;
+            let (y, w) = layer.forward(&x, &padding, path, &mut rng)?;
             x = y;
-            weights.push(w); // [B, H, S, S]
+            weights.extend(w); // [B, H, S, S]
         }
         Ok(Encoded {
             memory: self.encoder_norm.forward(&x),
@@ -386,9 +390,20 @@ impl Transformer {
         })
     }
 
+    /// The attention path of a pass that does (`weights`) or does not return the weights.
+    fn path(weights: bool, src_len: &[usize]) -> AttentionPath<'_> {
+        if weights {
+            AttentionPath::Weights
+        } else {
+            AttentionPath::Fused { src_len }
+        }
+    }
+
     /// Teacher-forced pass: `src [B, src_max]`, `tgt_in [B, tgt_max]` (`<s> y₁ …`, padded) →
-    /// logits `[B, T, V]` and every attention weight. Target padding needs no mask: the causal mask
+    /// logits `[B, T, V]` and, with `weights`, every attention weight (without, the fused kernel runs
+    /// where no attention dropout is in effect). Target padding needs no mask: the causal mask
     /// already keeps real positions from seeing the padding after them.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         src: &[u32],
@@ -397,10 +412,12 @@ impl Transformer {
         tgt_in: &[u32],
         tgt_max: usize,
         mut rng: Option<&mut Rng>,
+        weights: bool,
     ) -> Result<Forward, TransformerError> {
         let b = src_len.len();
         Self::check_ids("target", tgt_in, b, tgt_max, self.spec.tgt_vocab)?;
-        let enc = self.encode(src, src_len, src_max, rng.as_deref_mut())?;
+        let enc = self.encode(src, src_len, src_max, rng.as_deref_mut(), weights)?;
+        let path = Self::path(weights, src_len);
         let causal = causal_mask(tgt_max); // [T, T]
         let mut x = self.embed(&self.tgt_emb, tgt_in, b, tgt_max, 0, &mut rng); // [B, T, d]
         let (mut decoder_self, mut cross) = (Vec::new(), Vec::new());
@@ -411,11 +428,12 @@ impl Transformer {
                 SelfAttention::Full(&causal),
                 &memory,
                 &enc.padding,
+                path,
                 &mut rng,
             )?;
             x = out.x;
-            decoder_self.push(out.self_weights); // [B, H, T, T]
-            cross.push(out.cross_weights); // [B, H, T, S]
+            decoder_self.extend(out.self_weights); // [B, H, T, T]
+            cross.extend(out.cross_weights); // [B, H, T, S]
         }
         let logits = self.out_proj.forward(&self.decoder_norm.forward(&x)); // [B, T, V]
         Ok(Forward {
@@ -437,7 +455,7 @@ impl Transformer {
         tgt_max: usize,
     ) -> Result<AttentionMaps, TransformerError> {
         tensor::no_grad(|| {
-            let f = self.forward(src, src_len, src_max, tgt_in, tgt_max, None)?;
+            let f = self.forward(src, src_len, src_max, tgt_in, tgt_max, None, true)?;
             let tensors = |v: Vec<Var>| v.iter().map(Var::to_tensor).collect();
             Ok(AttentionMaps {
                 encoder_self: tensors(f.encoder_self),
@@ -462,9 +480,16 @@ impl Transformer {
         let mut x = self.embed(&self.tgt_emb, prev, rows, 1, pos, &mut None); // [rows, 1, d]
         let mut cross = None;
         for ((layer, cache), memory) in self.decoder.iter().zip(caches).zip(memories) {
-            let out = layer.forward(&x, SelfAttention::Step(cache), memory, padding, &mut None)?;
+            let out = layer.forward(
+                &x,
+                SelfAttention::Step(cache),
+                memory,
+                padding,
+                AttentionPath::Weights,
+                &mut None,
+            )?;
             x = out.x;
-            cross = Some(out.cross_weights);
+            cross = out.cross_weights;
         }
         let d = self.spec.d_model;
         let h = self.decoder_norm.forward(&x).reshape(&[rows, d]);
@@ -492,6 +517,7 @@ impl Seq2Seq for Transformer {
                 &batch.tgt_in,
                 batch.tgt_max,
                 rng,
+                false,
             )
             .expect("batches come from the batcher with the model's vocabularies");
         f.logits

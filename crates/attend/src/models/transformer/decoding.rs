@@ -36,7 +36,7 @@ impl<'a> TransformerDecoding<'a> {
         src_len: &[usize],
         src_max: usize,
     ) -> Result<TransformerDecoding<'a>, TransformerError> {
-        let enc = model.encode(src, src_len, src_max, None)?;
+        let enc = model.encode(src, src_len, src_max, None, false)?;
         let memories = model
             .decoder
             .iter()

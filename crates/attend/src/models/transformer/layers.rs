@@ -53,6 +53,30 @@ pub struct LayerSpec {
     pub attention_dropout: f32,
 }
 
+/// How the attention sublayers compute their attention.
+#[derive(Clone, Copy, Debug)]
+pub enum AttentionPath<'a> {
+    /// The plain layer ops, which also return the weights (pictures, explanations; the oracle).
+    Weights,
+    /// The fused flash-attention kernel, without weights, where no attention dropout is in effect
+    /// (evaluation, or `attention_dropout = 0`); the plain ops otherwise. `src_len` holds the real
+    /// source length of every batch row (the key lengths of the encoder self-attention and of the
+    /// cross-attention).
+    Fused { src_len: &'a [usize] },
+}
+
+impl AttentionPath<'_> {
+    /// The source lengths when the fused kernel applies: a fused path and no attention dropout.
+    fn fused(&self, spec: &LayerSpec, rng: &Option<&mut Rng>) -> Option<&[usize]> {
+        match self {
+            AttentionPath::Fused { src_len } if rng.is_none() || spec.attention_dropout == 0.0 => {
+                Some(src_len)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Dropout with probability `p` while training (`rng` is `Some`), the identity otherwise.
 pub(crate) fn dropout(x: Var, p: f32, rng: &mut Option<&mut Rng>) -> Var {
     match rng.as_deref_mut() {
@@ -187,26 +211,32 @@ impl EncoderLayer {
         })
     }
 
-    /// `x [B, S, d]`, `padding [B, S]` → `(y [B, S, d], self-attention weights [B, H, S, S])`.
+    /// `x [B, S, d]`, `padding [B, S]` → `(y [B, S, d], self-attention weights [B, H, S, S])`;
+    /// no weights where `path` takes the fused kernel.
     pub fn forward(
         &self,
         x: &Var,
         padding: &Tensor,
+        path: AttentionPath<'_>,
         rng: &mut Option<&mut Rng>,
-    ) -> Result<(Var, Var), AttentionError> {
+    ) -> Result<(Var, Option<Var>), AttentionError> {
         let (p, norm) = (self.spec.dropout, self.spec.norm);
+        let fused = path.fused(&self.spec, rng);
         let mut weights = None;
-        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| {
-            let (y, w) = self
-                .self_attn
-                .forward(h, h, Some(padding), None, rng.as_deref_mut())?;
-            weights = Some(w);
-            Ok(y)
+        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| match fused {
+            Some(lengths) => self.self_attn.self_attend_fused(h, false, Some(lengths)),
+            None => {
+                let (y, w) =
+                    self.self_attn
+                        .forward(h, h, Some(padding), None, rng.as_deref_mut())?;
+                weights = Some(w);
+                Ok(y)
+            }
         })?;
         let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| {
             Ok(self.ff.forward(h, p, rng))
         })?;
-        Ok((x, weights.expect("the attention sublayer ran")))
+        Ok((x, weights))
     }
 }
 
@@ -222,10 +252,11 @@ pub enum SelfAttention<'a> {
 pub struct DecoderOutput {
     /// `[B, T, d]`
     pub x: Var,
-    /// Self-attention weights `[B, H, T, t]` (`t` = positions seen so far).
-    pub self_weights: Var,
-    /// Cross-attention weights `[B, H, T, S]`.
-    pub cross_weights: Var,
+    /// Self-attention weights `[B, H, T, t]` (`t` = positions seen so far); `None` where the fused
+    /// kernel ran.
+    pub self_weights: Option<Var>,
+    /// Cross-attention weights `[B, H, T, S]`; `None` where the fused kernel ran.
+    pub cross_weights: Option<Var>,
 }
 
 /// `nn.TransformerDecoderLayer`.
@@ -286,43 +317,58 @@ impl DecoderLayer {
     }
 
     /// `x [B, T, d]` through the layer; `memory` from [`project_memory`](Self::project_memory),
-    /// `padding [B, S]` its padding mask.
+    /// `padding [B, S]` its padding mask. Incremental steps always take the plain self-attention
+    /// (over the cache).
     pub fn forward(
         &self,
         x: &Var,
         self_attention: SelfAttention<'_>,
         memory: &KvMemory,
         padding: &Tensor,
+        path: AttentionPath<'_>,
         rng: &mut Option<&mut Rng>,
     ) -> Result<DecoderOutput, AttentionError> {
         let (p, norm) = (self.spec.dropout, self.spec.norm);
+        let fused = path.fused(&self.spec, rng);
         let mut self_weights = None;
         let x = residual(x, &self.norm1, norm, p, rng, |h, rng| {
-            let (y, w) = match self_attention {
-                SelfAttention::Full(causal) => {
+            let (y, w) = match (self_attention, fused) {
+                (SelfAttention::Full(_), Some(_)) => {
+                    return self.self_attn.self_attend_fused(h, true, None)
+                }
+                (SelfAttention::Full(causal), None) => {
                     self.self_attn
                         .forward(h, h, None, Some(causal), rng.as_deref_mut())?
                 }
-                SelfAttention::Step(cache) => self.self_attn.forward_step(h, cache)?,
+                (SelfAttention::Step(cache), _) => self.self_attn.forward_step(h, cache)?,
             };
             self_weights = Some(w);
             Ok(y)
         })?;
         let mut cross_weights = None;
-        let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| {
-            let (y, w) =
-                self.multihead_attn
-                    .attend(h, memory, Some(padding), None, rng.as_deref_mut())?;
-            cross_weights = Some(w);
-            Ok(y)
+        let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| match fused {
+            Some(lengths) => self
+                .multihead_attn
+                .attend_fused(h, memory, false, Some(lengths)),
+            None => {
+                let (y, w) = self.multihead_attn.attend(
+                    h,
+                    memory,
+                    Some(padding),
+                    None,
+                    rng.as_deref_mut(),
+                )?;
+                cross_weights = Some(w);
+                Ok(y)
+            }
         })?;
         let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
             Ok(self.ff.forward(h, p, rng))
         })?;
         Ok(DecoderOutput {
             x,
-            self_weights: self_weights.expect("the self-attention sublayer ran"),
-            cross_weights: cross_weights.expect("the cross-attention sublayer ran"),
+            self_weights,
+            cross_weights,
         })
     }
 }
