@@ -1,7 +1,12 @@
 //! [`Tensor`]: a contiguous, row-major f32 array with a shape.
 
+use crate::kernels::fill;
 use crate::rng::Rng;
 use crate::shape::numel;
+use rayon::prelude::*;
+
+/// Elements per parallel chunk of the element-wise loops that run over the threads.
+const ELEMENTWISE_CHUNK: usize = 1 << 15;
 
 /// A contiguous, row-major f32 array. `shape = []` is a scalar holding one value.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,22 +122,29 @@ impl Tensor {
     }
 
     /// Element-wise map into a new tensor of the same shape.
-    pub fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
+    pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+        // Large tensors are spread over the threads.
+        let data = fill::generate(self.data.len(), |offset, out| {
+            for (o, &x) in out.iter_mut().zip(&self.data[offset..]) {
+                o.write(f(x));
+            }
+        });
         Tensor {
             shape: self.shape.clone(),
-            data: self.data.iter().map(|&x| f(x)).collect(),
+            data,
         }
     }
 
     /// Element-wise combination of two tensors of the same shape.
-    pub fn zip(&self, other: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+    pub fn zip(&self, other: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync) -> Tensor {
         assert_eq!(self.shape, other.shape, "zip: shapes differ");
-        let data = self
-            .data
-            .iter()
-            .zip(&other.data)
-            .map(|(&a, &b)| f(a, b))
-            .collect();
+        // Large tensors are spread over the threads.
+        let data = fill::generate(self.data.len(), |offset, out| {
+            let (a, b) = (&self.data[offset..], &other.data[offset..]);
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                o.write(f(a, b));
+            }
+        });
         Tensor {
             shape: self.shape.clone(),
             data,
@@ -151,14 +163,12 @@ impl Tensor {
                 *a += b;
             }
         }
-        // Gradient accumulation adds tensors of up to millions of elements: spread large ones over
-        // the threads in cache-sized chunks.
-        const CHUNK: usize = 1 << 15;
-        if self.data.len() >= 2 * CHUNK {
-            use rayon::prelude::*;
+        // Gradient accumulation adds tensors of up to millions of elements: large ones are spread
+        // over the threads.
+        if self.data.len() >= 2 * ELEMENTWISE_CHUNK {
             self.data
-                .par_chunks_mut(CHUNK)
-                .zip(other.data.par_chunks(CHUNK))
+                .par_chunks_mut(ELEMENTWISE_CHUNK)
+                .zip(other.data.par_chunks(ELEMENTWISE_CHUNK))
                 .for_each(|(a, b)| add(a, b));
         } else {
             add(&mut self.data, &other.data);

@@ -125,6 +125,35 @@ fn forward_matches_f64_reference_on_random_shapes() {
     }
 }
 
+/// Tensors large enough to be split over the threads (≥ 65 536 elements, not a multiple of the
+/// chunk) give the f64 reference too, forward and backward (the gradient against the derivative).
+#[test]
+fn large_tensors_split_over_the_threads_match_the_reference() {
+    let mut rng = Rng::new(22);
+    let shape = [3, 40_001];
+    for f in FUNS {
+        let x = f.inputs(&shape, &mut rng);
+        let xs = f64s(&x);
+        let want: Vec<f64> = xs.iter().map(|&v| f.f64(v)).collect();
+        let v = Var::parameter(x);
+        let y = f.apply(&v);
+        assert_close(&format!("{f:?} large"), &y.value(), &shape, &want, 1e-6);
+        y.sum_all().backward();
+        let h = 1e-4;
+        let slope: Vec<f64> = xs
+            .iter()
+            .map(|&v| (f.f64(v + h) - f.f64(v - h)) / (2.0 * h))
+            .collect();
+        assert_close(
+            &format!("{f:?} large, gradient"),
+            &v.grad().unwrap(),
+            &shape,
+            &slope,
+            1e-4,
+        );
+    }
+}
+
 #[test]
 fn gelu_is_the_exact_erf_form_over_a_wide_range() {
     // Known values of x·Φ(x): gelu(1) = Φ(1), gelu(−1) = −Φ(−1).

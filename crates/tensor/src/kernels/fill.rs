@@ -55,6 +55,24 @@ pub fn repeat_row(row: &[f32], rows: usize) -> Vec<f32> {
     })
 }
 
+/// `n` floats computed element-wise in chunks over the threads (from `n = 2·CHUNK` on):
+/// `f(offset, chunk)` must write every element of its chunk, which starts at `offset`.
+pub fn generate(n: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    if n < 2 * CHUNK {
+        return build_serial(n, f);
+    }
+    build(n, CHUNK, f)
+}
+
+/// As [`build`], in one chunk on the calling thread.
+fn build_serial(n: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n);
+    f(0, &mut out.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least `n`, and `f` wrote all of `0..n`.
+    unsafe { out.set_len(n) };
+    out
+}
+
 /// A vector of `n` floats whose chunks of `chunk` elements `fill(offset, chunk)` writes, in parallel;
 /// `fill` must write every element of its chunk.
 fn build(n: usize, chunk: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
@@ -78,6 +96,18 @@ mod tests {
             let v = zeroed(n);
             assert_eq!(v.len(), n);
             assert!(v.iter().all(|&x| x == 0.0), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn generate_writes_every_chunk_at_its_offset() {
+        for n in [0, 3, 2 * CHUNK, 4 * CHUNK + 7] {
+            let v = generate(n, |offset, chunk| {
+                for (i, x) in chunk.iter_mut().enumerate() {
+                    x.write((offset + i) as f32);
+                }
+            });
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32), "n = {n}");
         }
     }
 

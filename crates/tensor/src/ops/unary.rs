@@ -8,6 +8,7 @@
 use crate::kernels::math;
 use crate::tensor::Tensor;
 use crate::var::Var;
+use rayon::prelude::*;
 
 /// Logistic sigmoid `σ(x) = 1 / (1 + e⁻ˣ)`, stable for large |x|.
 pub fn sigmoid(x: f32) -> f32 {
@@ -31,7 +32,7 @@ pub fn gelu_grad(x: f32) -> f32 {
     cdf + x * pdf
 }
 
-fn unary(x: &Var, f: impl Fn(f32) -> f32, backward: crate::var::BackwardFn) -> Var {
+fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, backward: crate::var::BackwardFn) -> Var {
     let out = x.value().map(f);
     Var::from_op(out, vec![x.clone()], backward)
 }
@@ -39,15 +40,21 @@ fn unary(x: &Var, f: impl Fn(f32) -> f32, backward: crate::var::BackwardFn) -> V
 /// As [`unary`], with a vectorized in-place kernel from [`crate::kernels::math`].
 fn unary_inplace(x: &Var, f: fn(&mut [f32]), backward: crate::var::BackwardFn) -> Var {
     let mut out = x.to_tensor();
-    f(out.data_mut());
+    // Element-wise: large tensors in chunks over the threads.
+    const CHUNK: usize = 1 << 15;
+    if out.numel() >= 2 * CHUNK {
+        out.data_mut().par_chunks_mut(CHUNK).for_each(f);
+    } else {
+        f(out.data_mut());
+    }
     Var::from_op(out, vec![x.clone()], backward)
 }
 
-fn from_output(g: &Tensor, y: &Tensor, d: impl Fn(f32) -> f32) -> Vec<Option<Tensor>> {
+fn from_output(g: &Tensor, y: &Tensor, d: impl Fn(f32) -> f32 + Sync) -> Vec<Option<Tensor>> {
     vec![Some(g.zip(y, |g, y| g * d(y)))]
 }
 
-fn from_input(g: &Tensor, p: &[Var], d: impl Fn(f32) -> f32) -> Vec<Option<Tensor>> {
+fn from_input(g: &Tensor, p: &[Var], d: impl Fn(f32) -> f32 + Sync) -> Vec<Option<Tensor>> {
     vec![Some(g.zip(&p[0].value(), |g, x| g * d(x)))]
 }
 
