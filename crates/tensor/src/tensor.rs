@@ -1,9 +1,14 @@
 //! [`Tensor`]: a contiguous, row-major f32 array with a shape.
+//!
+//! The data are shared between clones and copied on the first write through a shared handle
+//! ([`Tensor::data_mut`]), so that a clone, a reshape or a tape node's copy of a value costs nothing
+//! until one side changes it.
 
 use crate::kernels::fill;
 use crate::rng::Rng;
 use crate::shape::numel;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Elements per parallel chunk of the element-wise loops that run over the threads.
 const ELEMENTWISE_CHUNK: usize = 1 << 15;
@@ -12,7 +17,8 @@ const ELEMENTWISE_CHUNK: usize = 1 << 15;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
-    data: Vec<f32>,
+    /// Shared by clones; copied on write.
+    data: Arc<Vec<f32>>,
 }
 
 impl Tensor {
@@ -27,7 +33,7 @@ impl Tensor {
         );
         Tensor {
             shape: shape.to_vec(),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -42,14 +48,14 @@ impl Tensor {
     pub fn full(shape: &[usize], value: f32) -> Tensor {
         Tensor {
             shape: shape.to_vec(),
-            data: vec![value; numel(shape)],
+            data: Arc::new(vec![value; numel(shape)]),
         }
     }
 
     pub fn scalar(value: f32) -> Tensor {
         Tensor {
             shape: vec![],
-            data: vec![value],
+            data: Arc::new(vec![value]),
         }
     }
 
@@ -60,7 +66,7 @@ impl Tensor {
             .collect();
         Tensor {
             shape: shape.to_vec(),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -69,7 +75,7 @@ impl Tensor {
         let data = (0..numel(shape)).map(|_| rng.uniform(lo, hi)).collect();
         Tensor {
             shape: shape.to_vec(),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -91,15 +97,17 @@ impl Tensor {
     }
 
     pub fn data(&self) -> &[f32] {
-        &self.data
+        self.data.as_slice()
     }
 
+    /// The data for writing; copied first if another clone shares them.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        Arc::make_mut(&mut self.data).as_mut_slice()
     }
 
+    /// The data, copied only if another clone shares them.
     pub fn into_data(self) -> Vec<f32> {
-        self.data
+        Arc::try_unwrap(self.data).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
     /// The single value of a one-element tensor.
@@ -131,7 +139,7 @@ impl Tensor {
         });
         Tensor {
             shape: self.shape.clone(),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -147,7 +155,7 @@ impl Tensor {
         });
         Tensor {
             shape: self.shape.clone(),
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -165,13 +173,13 @@ impl Tensor {
         }
         // Gradient accumulation adds tensors of up to millions of elements: large ones are spread
         // over the threads.
-        if self.data.len() >= 2 * ELEMENTWISE_CHUNK {
-            self.data
-                .par_chunks_mut(ELEMENTWISE_CHUNK)
+        let data = Arc::make_mut(&mut self.data);
+        if data.len() >= 2 * ELEMENTWISE_CHUNK {
+            data.par_chunks_mut(ELEMENTWISE_CHUNK)
                 .zip(other.data.par_chunks(ELEMENTWISE_CHUNK))
                 .for_each(|(a, b)| add(a, b));
         } else {
-            add(&mut self.data, &other.data);
+            add(data, &other.data);
         }
     }
 
@@ -180,7 +188,7 @@ impl Tensor {
         assert_eq!(self.shape, other.shape, "max_abs_diff: shapes differ");
         self.data
             .iter()
-            .zip(&other.data)
+            .zip(other.data.iter())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max)
     }
@@ -204,6 +212,29 @@ impl Tensor {
         }
         let mut shape = self.shape.clone();
         shape[0] = rows.len();
-        Tensor { shape, data }
+        Tensor {
+            shape,
+            data: Arc::new(data),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_their_data_until_one_of_them_writes() {
+        let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]);
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.data().as_ptr(), b.data().as_ptr()));
+        b.data_mut()[0] = 9.0;
+        assert_eq!(a.data(), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(b.data(), &[9.0, 2.0, 3.0, 4.0]);
+        let mut c = a.clone().reshape(&[4]);
+        c.add_assign(&Tensor::ones(&[4]));
+        assert_eq!(a.data(), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(c.into_data(), vec![2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(a.into_data(), vec![1.0, 2.0, 3.0, 4.0]);
     }
 }
