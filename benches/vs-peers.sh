@@ -10,10 +10,14 @@
 # CPU busy over 3 s; gives up after QUIET_TIMEOUT s and runs anyway). Every JSON line carries
 # foreign_cpu, the share of the machine other processes used while it was timed; lines above
 # MAX_FOREIGN are dropped from the table. Per configuration and side: median of the per-run
-# medians, and the fastest repetition; speed-up = torch median / attend median.
+# medians, and the fastest repetition; speed-up = torch median / attend median. Each side also
+# measures the sgemm ceiling at the same thread count (`attend bench gemm`, benches/sgemm_torch.py:
+# GEMM_SIZE² products); the table gives every attend row's GFLOP/s as a share of the higher of the
+# two ceilings, and attend's peak RSS per run (one shape per process: linear in T or not).
 #
 # Environment: ROUNDS (5), THREADS ("1 2"), SHAPES ("32,8,64,64 8,8,256,64"), CAUSAL ("no yes"),
-# MODES ("fwdbwd"; also "fwd"), MIN_TIME (1.0 s per measurement, as the peer), MAX_FOREIGN (0.05),
+# MODES ("fwdbwd"; also "fwd"), MIN_TIME (1.0 s per measurement, as the peer), GEMM_SIZE (2048),
+# MAX_FOREIGN (0.05),
 # QUIET_TIMEOUT (900), BUILD (1; 0 = use the binaries already built), PEERS (../shared/peers), PEERS_PY (/opt/peers/bin/python; made by
 # `bash $PEERS/setup.sh`), OUT (raw JSON lines, default target/vs-peers/attention-<date>.jsonl).
 set -euo pipefail
@@ -27,11 +31,12 @@ SHAPES="${SHAPES:-32,8,64,64 8,8,256,64}"
 CAUSAL="${CAUSAL:-no yes}"
 MODES="${MODES:-fwdbwd}"
 MIN_TIME="${MIN_TIME:-1.0}"
+GEMM_SIZE="${GEMM_SIZE:-2048}"
 MAX_FOREIGN="${MAX_FOREIGN:-0.05}"
 QUIET_TIMEOUT="${QUIET_TIMEOUT:-900}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="${OUT:-$ROOT/target/vs-peers/attention-$STAMP.jsonl}"
-COMMAND="bash benches/vs-peers.sh  # ROUNDS=$ROUNDS THREADS=\"$THREADS\" SHAPES=\"$SHAPES\" CAUSAL=\"$CAUSAL\" MODES=\"$MODES\" MIN_TIME=$MIN_TIME"
+COMMAND="ROUNDS=$ROUNDS THREADS=\"$THREADS\" SHAPES=\"$SHAPES\" CAUSAL=\"$CAUSAL\" MODES=\"$MODES\" MIN_TIME=$MIN_TIME GEMM_SIZE=$GEMM_SIZE bash benches/vs-peers.sh"
 
 [[ -x "$PY" ]] || { echo "no peer python at $PY: run 'bash $PEERS/setup.sh' (or set PEERS_PY)" >&2; exit 1; }
 [[ -f "$PEERS/sdpa_bench.py" ]] || { echo "no $PEERS/sdpa_bench.py (set PEERS)" >&2; exit 1; }
@@ -73,6 +78,8 @@ EOF
 
 run_attend() {  # threads
   wait_quiet
+  ./target/release/attend --threads "$1" bench gemm --size "$GEMM_SIZE" --min-time "$MIN_TIME" --json \
+    | tee -a "$OUT"
   local shape causal mode flag
   for shape in $SHAPES; do
     for causal in $CAUSAL; do
@@ -92,6 +99,8 @@ run_torch() {  # threads
   [[ "$CAUSAL" == yes ]] && causal=yes
   [[ "$MODES" == fwd ]] && mode=fwd
   [[ "$MODES" == fwdbwd ]] && mode=fwdbwd
+  "$PY" "$ROOT/benches/sgemm_torch.py" --size "$GEMM_SIZE" --threads "$1" --min-time "$MIN_TIME" \
+    | tee -a "$OUT"
   "$PY" "$PEERS/sdpa_bench.py" --shapes "$(echo $SHAPES | tr ', ' 'x,')" --causal "$causal" \
     --mode "$mode" --threads "$1" --min-time "$MIN_TIME" | tee -a "$OUT"
 }
@@ -111,10 +120,15 @@ import json, os, statistics, sys, datetime
 out, md, max_foreign, command, rustc, rev = sys.argv[1:7]
 max_foreign = float(max_foreign)
 rows, dropped, versions, cpu, nproc = {}, 0, {}, "?", "?"
+gemm = {}  # (impl, threads) -> [median GFLOP/s of each clean run]
 for line in open(out):
     if not line.startswith("{"):
         continue
     r = json.loads(line)
+    if r.get("bench") == "sgemm":
+        if r.get("foreign_cpu", 0) <= max_foreign:
+            gemm.setdefault((r["impl"], r["threads"]), []).append(r["gflops_median"])
+        continue
     if r.get("bench") != "sdpa":
         continue
     cpu, nproc = r.get("cpu", cpu), r.get("nproc", nproc)
@@ -132,9 +146,14 @@ def agg(rs):
     med = statistics.median(r["median_ms"] for r in rs)
     return med, min(r["min_ms"] for r in rs), len(rs), rs[0]["gflop_counted"] / (med * 1e-3)
 
+def ceiling(threads):
+    # The machine's sgemm ceiling at this thread count: the higher of the two sides' medians.
+    c = [statistics.median(v) for (i, t), v in gemm.items() if t == threads and v]
+    return max(c) if c else None
+
 lines = [
-    "| B×H×T×d | causal | pass | threads | attend median ms (best, runs) | PyTorch SDPA median ms (best, runs) | speed-up | attend GFLOP/s | PyTorch GFLOP/s |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| B×H×T×d | causal | pass | threads | attend median ms (best, runs) | PyTorch SDPA median ms (best, runs) | speed-up | attend GFLOP/s | PyTorch GFLOP/s | attend % of sgemm ceiling | attend peak RSS MB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for key in sorted(rows, key=lambda k: (k[0][2], k[0], k[2], k[1], k[3])):
     shape, causal, mode, threads = key
@@ -142,8 +161,17 @@ for key in sorted(rows, key=lambda k: (k[0][2], k[0], k[2], k[1], k[3])):
     cell = lambda x: "–" if x is None else f"{x[0]:.2f} ({x[1]:.2f}, {x[2]})"
     gf = lambda x: "–" if x is None else f"{x[3]:.0f}"
     ratio = "–" if a is None or t is None else f"**{t[0] / a[0]:.2f}×**"
+    ceil = ceiling(threads)
+    share = "–" if a is None or ceil is None else f"{100 * a[3] / ceil:.0f} %"
+    rss = rows[key].get("attend", [])
+    rss = "–" if not rss else f"{max(r.get('peak_rss_mb', 0) for r in rss):.0f}"
     lines.append(f"| {'×'.join(map(str, shape))} | {'yes' if causal else 'no'} | {mode} | {threads} | "
-                 f"{cell(a)} | {cell(t)} | {ratio} | {gf(a)} | {gf(t)} |")
+                 f"{cell(a)} | {cell(t)} | {ratio} | {gf(a)} | {gf(t)} | {share} | {rss} |")
+lines += ["", "sgemm ceiling (n × n × n products, median GFLOP/s of the clean runs' medians):", "",
+          "| threads | attend (`gemm` crate) | PyTorch (MKL) |", "|---|---|---|"]
+for threads in sorted({t for _, t in gemm}):
+    cell = lambda i: (lambda v: "–" if not v else f"{statistics.median(v):.0f} ({len(v)} runs)")(gemm.get((i, threads)))
+    lines.append(f"| {threads} | {cell('attend')} | {cell('torch')} |")
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 section = "\n".join([
     "<!-- vs-peers:attention:begin -->",

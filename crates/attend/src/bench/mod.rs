@@ -8,6 +8,7 @@
 //! running before or after.
 
 pub mod attention;
+pub mod gemm;
 pub mod model_bench;
 pub mod seq2seq;
 pub mod transformer;

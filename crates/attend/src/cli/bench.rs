@@ -1,8 +1,9 @@
-//! `attend bench attention|seq2seq|transformer`: the peers' benchmarks (`../shared/peers`) on
+//! `attend bench attention|seq2seq|transformer|gemm`: the peers' benchmarks (`../shared/peers`) on
 //! attend, printing their JSON fields, one object per line with `--json` (`benches/vs-peers*.sh`
 //! compare both sides). Threads: the global `--threads N` (default: all cores).
 
 use crate::bench::attention::{bench_attention, AttentionBench, Mode};
+use crate::bench::gemm::{bench_gemm, GemmBench};
 use crate::bench::model_bench::{BenchMode, Protocol};
 use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench};
 use crate::bench::transformer::{bench_transformer, TransformerBench};
@@ -26,6 +27,22 @@ enum Which {
     /// Pre-norm Transformer 3+3 layers, d = 256: the work of `transformer_bench.py` (incremental
     /// greedy decoding), optionally with the peer's exported weights.
     Transformer(TransformerArgs),
+    /// The single-precision matrix-product ceiling (`C = A·B`, n × n): the yardstick of the
+    /// attention benchmark.
+    Gemm(GemmArgs),
+}
+
+#[derive(Args)]
+struct GemmArgs {
+    /// Matrix size n (`[n, n] · [n, n]`).
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Least timed seconds.
+    #[arg(long, default_value_t = 1.0)]
+    min_time: f64,
+    /// One JSON object per line (default: a one-line summary).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -162,6 +179,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Which::Attention(a) => attention(a),
         Which::Seq2seq(a) => seq2seq(a),
         Which::Transformer(a) => transformer(a),
+        Which::Gemm(a) => {
+            let cfg = GemmBench {
+                size: a.size,
+                threads: tensor::threads::threads(),
+                min_time: a.min_time,
+            };
+            print(&bench_gemm(&cfg)?, a.json);
+            Ok(())
+        }
     }
 }
 
