@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::data::tokenizer::Vocabs;
 use crate::models::Seq2Seq;
-use crate::search::{beam_search, greedy, BeamConfig, Hypothesis};
+use crate::search::{beam_search_with_limits, greedy_with_limits, BeamConfig, Hypothesis};
 
 /// Sentences decoded together in one batch.
 const BATCH: usize = 64;
@@ -27,13 +27,7 @@ pub fn translate_ids(
             .filter(|&i| !sources[i].is_empty())
             .collect();
         for &i in chunk.iter().filter(|&&i| sources[i].is_empty()) {
-            out[i] = Some(Hypothesis {
-                ids: vec![],
-                log_prob: 0.0,
-                score: 0.0,
-                attention: vec![],
-                scores: vec![],
-            });
+            out[i] = Some(empty_hypothesis());
         }
         if live.is_empty() {
             continue;
@@ -44,19 +38,27 @@ pub fn translate_ids(
         for (r, &i) in live.iter().enumerate() {
             src[r * src_max..r * src_max + sources[i].len()].copy_from_slice(&sources[i]);
         }
-        let max_len = config.max_output_len(src_max);
+        // Each sentence's own output limit (not the longest batch-mate's).
+        let max_len: Vec<usize> = src_len.iter().map(|&l| config.max_output_len(l)).collect();
         let hyps = if beam <= 1 {
-            greedy(model, &src, &src_len, src_max, max_len)
+            greedy_with_limits(model, &src, &src_len, src_max, &max_len)
         } else {
             let cfg = BeamConfig {
                 beam,
                 alpha,
-                max_len,
+                max_len: max_len.iter().copied().max().unwrap_or(0),
                 n_best: 1,
             };
-            beam_search(model, &src, &src_len, src_max, cfg)
+            beam_search_with_limits(model, &src, &src_len, src_max, cfg, &max_len)
                 .into_iter()
-                .map(|mut n| n.swap_remove(0))
+                .map(|mut n| {
+                    // A limit of 0 tokens leaves a sentence without hypotheses.
+                    if n.is_empty() {
+                        empty_hypothesis()
+                    } else {
+                        n.swap_remove(0)
+                    }
+                })
                 .collect()
         };
         for (h, &i) in hyps.into_iter().zip(&live) {
@@ -66,6 +68,17 @@ pub fn translate_ids(
     out.into_iter()
         .map(|h| h.expect("every input is decoded"))
         .collect()
+}
+
+/// The output for an empty input (or a limit of 0 tokens): no tokens.
+fn empty_hypothesis() -> Hypothesis {
+    Hypothesis {
+        ids: vec![],
+        log_prob: 0.0,
+        score: 0.0,
+        attention: vec![],
+        scores: vec![],
+    }
 }
 
 /// Tokenizes, translates and detokenizes sentences.

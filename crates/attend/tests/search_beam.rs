@@ -3,7 +3,10 @@
 use attend::config::Config;
 use attend::data::tokenizer::{BOS, EOS};
 use attend::models::{build, Seq2Seq};
-use attend::search::{beam_search, greedy, BeamConfig};
+use attend::search::{
+    beam_search, beam_search_with_limits, greedy, greedy_with_limits, BeamConfig,
+};
+use attend::translate::translate_ids;
 use tensor::ops::softmax::log_softmax_row;
 
 fn tiny_config(attention: &str, cell: &str) -> Config {
@@ -140,6 +143,59 @@ fn attention_rows_are_distributions_over_the_real_source() {
             assert_eq!(row.len(), l);
             let sum: f32 = row.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5 && row.iter().all(|&w| w >= 0.0));
+        }
+    }
+}
+
+/// Per-sentence limits: each row decoded with its own limit equals that row decoded alone with the
+/// same limit as a uniform one (greedy and beam), limits of 0 give no tokens, and `translate_ids`
+/// gives a short sentence the same output with or without a long batch-mate.
+#[test]
+fn each_sentence_keeps_its_own_length_limit() {
+    let (src, len, s) = sources();
+    let limits = [7, 2, 0, 4];
+    let cfg = |max_len| BeamConfig {
+        beam: 3,
+        alpha: 0.6,
+        max_len,
+        n_best: 2,
+    };
+    for model in models() {
+        let g = greedy_with_limits(&*model, &src, &len, s, &limits);
+        let b = beam_search_with_limits(&*model, &src, &len, s, cfg(7), &limits);
+        for (r, &limit) in limits.iter().enumerate() {
+            let row = &src[r * s..(r + 1) * s];
+            let alone = greedy(&*model, row, &len[r..=r], s, limit).remove(0);
+            assert_eq!(g[r].ids, alone.ids, "greedy row {r}");
+            assert!(
+                (g[r].log_prob - alone.log_prob).abs() < 1e-4,
+                "greedy row {r}"
+            );
+            assert!(g[r].ids.len() <= limit);
+            let alone = beam_search(&*model, row, &len[r..=r], s, cfg(limit)).remove(0);
+            let ids = |hs: &[attend::search::Hypothesis]| {
+                hs.iter().map(|h| h.ids.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&b[r]), ids(&alone), "beam row {r}");
+            if limit == 0 {
+                assert!(g[r].ids.is_empty() && b[r].is_empty(), "row {r}: limit 0");
+            }
+        }
+        // max_len_a = 1, max_len_b = 0: the 1-token sentence may emit 1 token, also next to a
+        // 5-token one.
+        let mut config = tiny_config("additive", "gru");
+        config.search.max_len_a = 1.0;
+        config.search.max_len_b = 0;
+        for beam in [1, 3] {
+            let short = vec![vec![7u32]];
+            let both = vec![vec![7u32], vec![5, 6, 7, 8, 9]];
+            let alone = translate_ids(&*model, &short, &config, beam, 0.6);
+            let batched = translate_ids(&*model, &both, &config, beam, 0.6);
+            assert_eq!(alone[0].ids, batched[0].ids, "beam {beam}");
+            assert!(
+                batched[0].ids.len() <= 1 && batched[1].ids.len() <= 5,
+                "beam {beam}"
+            );
         }
     }
 }

@@ -4,8 +4,8 @@
 //! of one batch. At each step every live hypothesis is extended by each token, the best `2K`
 //! extensions of a sentence are considered in order: one ending in EOS is finished (scored with
 //! the length penalty), the others fill the `K` places of the next step. A sentence is done when
-//! it has `K` finished hypotheses or after `max_len` tokens (then its live hypotheses finish as they
-//! are). Length penalty (Wu et al. 2016): `score = log P / ((5 + |y|) / 6)^α`; `α = 0` ranks by
+//! it has `K` finished hypotheses or after `max_len` tokens — its own limit with
+//! [`beam_search_with_limits`] — (then its live hypotheses finish as they are). Length penalty (Wu et al. 2016): `score = log P / ((5 + |y|) / 6)^α`; `α = 0` ranks by
 //! log-probability. With `K = 1` this is exactly greedy decoding.
 
 use super::Hypothesis;
@@ -48,6 +48,26 @@ pub fn beam_search(
     src_max: usize,
     cfg: BeamConfig,
 ) -> Vec<Vec<Hypothesis>> {
+    let limits = vec![cfg.max_len; src_len.len()];
+    beam_search_with_limits(model, src, src_len, src_max, cfg, &limits)
+}
+
+/// As [`beam_search`], with a limit per sentence in place of `cfg.max_len`: sentence `i` emits at
+/// most `max_len[i]` tokens, so that its output does not depend on the other sentences of its
+/// batch.
+pub fn beam_search_with_limits(
+    model: &dyn Seq2Seq,
+    src: &[u32],
+    src_len: &[usize],
+    src_max: usize,
+    cfg: BeamConfig,
+    max_len: &[usize],
+) -> Vec<Vec<Hypothesis>> {
+    assert_eq!(
+        max_len.len(),
+        src_len.len(),
+        "beam search: one limit per sentence"
+    );
     let k = cfg.beam.max(1);
     let n_best = cfg.n_best.clamp(1, k);
     tensor::no_grad(|| {
@@ -63,6 +83,7 @@ pub fn beam_search(
             scores: vec![],
         };
         let mut alive: Vec<usize> = (0..n).collect();
+        let steps = max_len.iter().copied().max().unwrap_or(0);
         // Only the first beam of each sentence is real at the start; the others are -inf copies.
         let mut beams: Vec<Vec<Beam>> = (0..n)
             .map(|_| {
@@ -76,13 +97,22 @@ pub fn beam_search(
             .collect();
         let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); n];
         let mut prev = vec![BOS; n * k];
-        for t in 0..cfg.max_len {
+        for t in 0..steps {
+            // A sentence with a limit of 0 emits nothing (and has no hypothesis).
+            if alive.iter().any(|&sent| t >= max_len[sent]) {
+                let keep: Vec<usize> = (0..alive.len())
+                    .filter(|&a| t < max_len[alive[a]])
+                    .collect();
+                let rows: Vec<usize> = keep.iter().flat_map(|&a| a * k..(a + 1) * k).collect();
+                prev = rows.iter().map(|&r| prev[r]).collect();
+                alive = keep.iter().map(|&a| alive[a]).collect();
+                dec.select(&rows);
+            }
             if alive.is_empty() {
                 break;
             }
             let step = dec.step(&prev);
             let v = step.logits.dim(-1);
-            let last_step = t + 1 == cfg.max_len;
             let mut next_rows = Vec::new();
             let mut next_alive = Vec::new();
             let mut next_prev = Vec::new();
@@ -133,6 +163,7 @@ pub fn beam_search(
                         break;
                     }
                 }
+                let last_step = t + 1 == max_len[sent];
                 let done = finished[sent].len() >= k || new_beams.is_empty() || last_step;
                 if done {
                     if finished[sent].len() < n_best || last_step {

@@ -14,6 +14,19 @@ pub fn greedy(
     src_max: usize,
     max_len: usize,
 ) -> Vec<Hypothesis> {
+    greedy_with_limits(model, src, src_len, src_max, &vec![max_len; src_len.len()])
+}
+
+/// As [`greedy`], with a limit per row: row `i` emits at most `max_len[i]` tokens, so that a
+/// sentence's output does not depend on the other sentences of its batch.
+pub fn greedy_with_limits(
+    model: &dyn Seq2Seq,
+    src: &[u32],
+    src_len: &[usize],
+    src_max: usize,
+    max_len: &[usize],
+) -> Vec<Hypothesis> {
+    assert_eq!(max_len.len(), src_len.len(), "greedy: one limit per row");
     tensor::no_grad(|| {
         let rows = src_len.len();
         let mut dec = model.begin(src, src_len, src_max);
@@ -29,7 +42,15 @@ pub fn greedy(
         // `live[i]` is the sentence that row i of the decoder state belongs to.
         let mut live: Vec<usize> = (0..rows).collect();
         let mut prev = vec![BOS; rows];
-        for _ in 0..max_len {
+        let steps = max_len.iter().copied().max().unwrap_or(0);
+        for t in 0..steps {
+            // Rows that have emitted their limit finish here.
+            if live.iter().any(|&sent| t >= max_len[sent]) {
+                let keep: Vec<usize> = (0..live.len()).filter(|&r| t < max_len[live[r]]).collect();
+                prev = keep.iter().map(|&r| prev[r]).collect();
+                live = keep.iter().map(|&r| live[r]).collect();
+                dec.select(&keep);
+            }
             if live.is_empty() {
                 break;
             }

@@ -3,8 +3,8 @@
 pub mod beam;
 pub mod greedy;
 
-pub use beam::{beam_search, BeamConfig};
-pub use greedy::greedy;
+pub use beam::{beam_search, beam_search_with_limits, BeamConfig};
+pub use greedy::{greedy, greedy_with_limits};
 
 /// One decoded sentence.
 #[derive(Debug, Clone)]
