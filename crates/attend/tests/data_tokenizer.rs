@@ -65,7 +65,7 @@ fn word_level_round_trips_and_maps_unknown_words_to_unk() {
     let ids = tok.encode("Un chat zzyzx.").unwrap();
     assert_eq!(ids.len(), 4);
     assert_eq!(ids[2], UNK);
-    assert_eq!(tok.decode(&ids), "Un chat<unk>.");
+    assert_eq!(tok.decode(&ids), "Un chat <unk>.");
     // min_freq and max_size bound the vocabulary; the most frequent tokens come first.
     let small = Tokenizer::train_word(en_fr_texts(), 1, 100).unwrap();
     assert_eq!(small.vocab_size(), 100);

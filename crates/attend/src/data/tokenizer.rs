@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::decoders::metaspace::Metaspace as MetaspaceDecoder;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::pre_tokenizers::metaspace::Metaspace;
 use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -239,13 +239,19 @@ impl Tokenizer {
 
     /// The text of `ids`: [`PAD`], [`BOS`] and [`EOS`] are dropped, [`UNK`] and ids outside the
     /// vocabulary show as `<unk>`, and `▁` markers become spaces (the first one dropped), so the
-    /// result reads like normal text.
+    /// result reads like normal text. A word-level `<unk>` stands for a whole word and keeps the
+    /// space before it (`Un chat <unk>.`); a BPE `<unk>` is one unknown character, inside a word.
     pub fn decode(&self, ids: &[u32]) -> String {
+        let word_level = matches!(self.inner.get_model(), ModelWrapper::WordLevel(_));
         let mut text = String::new();
         for &id in ids
             .iter()
             .filter(|&&id| id != PAD && id != BOS && id != EOS)
         {
+            let unknown = id == UNK || self.inner.id_to_token(id).is_none();
+            if unknown && word_level {
+                text.push(METASPACE);
+            }
             text.push_str(&self.token(id));
         }
         let text = text.replace(METASPACE, " ");
