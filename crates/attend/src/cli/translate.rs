@@ -1,8 +1,6 @@
 //! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]`: stdin lines →
 //! stdout translations; with `--plot`, the attention of every line as pictures.
 
-use crate::models::transformer::Transformer;
-use crate::models::Seq2Seq;
 use crate::search::Hypothesis;
 use crate::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
 use crate::train::checkpoint::{load_model, LoadedModel};
@@ -78,7 +76,7 @@ pub fn run(a: TranslateArgs) -> Result<()> {
         }
     }
     if let Some(dir) = &a.plot {
-        plot(dir, &a, &loaded, &lines, &src, &hyps)?;
+        plot(dir, &loaded, &lines, &src, &hyps)?;
     }
     Ok(())
 }
@@ -86,27 +84,14 @@ pub fn run(a: TranslateArgs) -> Result<()> {
 /// Writes the pictures of `--plot DIR` and names the directory on stderr.
 fn plot(
     dir: &Path,
-    a: &TranslateArgs,
     loaded: &LoadedModel,
     lines: &[String],
     src: &[Vec<u32>],
     hyps: &[Hypothesis],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // The layer/head maps need the concrete Transformer, loaded beside the translating model.
-    let transformer = if loaded.config.model.kind == "transformer" {
-        let t = Transformer::from_config(
-            &loaded.config,
-            loaded.vocabs.src.vocab_size(),
-            loaded.vocabs.tgt.vocab_size(),
-            0,
-        )?;
-        t.params()
-            .load(&a.model.join(format!("{}.safetensors", a.checkpoint)))?;
-        Some(t)
-    } else {
-        None
-    };
+    // The layer/head maps are the Transformer's own (an RNN has only the cross-attention).
+    let transformer = loaded.model.as_transformer();
     let mut files = 0;
     for (i, ((line, ids), h)) in lines.iter().zip(src).zip(hyps).enumerate() {
         if ids.is_empty() {
@@ -114,7 +99,7 @@ fn plot(
             continue;
         }
         files += plot_translation(dir, i + 1, &loaded.vocabs, line, ids, h)?.len();
-        if let Some(t) = &transformer {
+        if let Some(t) = transformer {
             let tgt_in = teacher_forced_input(h);
             let maps = t.attention_maps(ids, &[ids.len()], ids.len(), &tgt_in, tgt_in.len())?;
             files +=

@@ -40,6 +40,11 @@ pub trait Seq2Seq {
 
     /// Largest target id + 1.
     fn tgt_vocab(&self) -> usize;
+
+    /// The model as a Transformer, for what only it has (every layer's and head's attention maps).
+    fn as_transformer(&self) -> Option<&transformer::Transformer> {
+        None
+    }
 }
 
 /// Incremental decoding state for a set of rows (sentences, or beam hypotheses).

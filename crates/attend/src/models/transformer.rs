@@ -508,6 +508,10 @@ impl Seq2Seq for Transformer {
         self.spec.tgt_vocab
     }
 
+    fn as_transformer(&self) -> Option<&Transformer> {
+        Some(self)
+    }
+
     fn logits(&self, batch: &Batch, rng: Option<&mut Rng>) -> Var {
         let f = self
             .forward(
