@@ -2,6 +2,7 @@
 //! attention, the Transformer, and pictures of what the attention does — on a purpose-built engine
 //! (the `tensor` crate).
 
+pub mod allocator;
 pub mod attention;
 pub mod bench;
 pub mod caption;

@@ -7,9 +7,9 @@
 //! FLOPs as the peer counts them: forward `4·B·H·T²·d`, backward 2.5× that, halved when causal.
 
 use super::{
-    busy_processes, cpu_count, cpu_model, load_average, peak_rss_mb, retain_freed_memory,
-    time_steps, BenchError,
+    busy_processes, cpu_count, cpu_model, load_average, peak_rss_mb, time_steps, BenchError,
 };
+use crate::allocator::retain_freed_memory;
 use serde_json::{json, Value};
 use tensor::ops::flash_attention::flash_attention;
 use tensor::{Rng, Tensor, Var};

@@ -211,19 +211,3 @@ pub fn current_rss_mb() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
-
-/// Keeps freed memory in the process instead of returning it to the kernel after every step.
-///
-/// Every engine op returns freshly allocated tensors; with glibc's defaults a freed block of a few
-/// MB at the top of the heap is given back to the kernel (trimmed) and the next step's allocation
-/// page-faults it in again, which costs more than the attention arithmetic at small shapes (measured:
-/// fwd+bwd at 32×8×64×64 took 2–3× longer). Raising the mmap and trim thresholds makes glibc reuse
-/// the blocks, as a caching allocator would. No effect on other C libraries.
-pub fn retain_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before the measured work.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-    }
-}

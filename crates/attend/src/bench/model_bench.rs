@@ -14,9 +14,10 @@
 //!   (encoder included).
 
 use super::{
-    busy_processes, cpu_count, cpu_model, current_rss_mb, load_average, peak_rss_mb,
-    retain_freed_memory, time_steps, Timings,
+    busy_processes, cpu_count, cpu_model, current_rss_mb, load_average, peak_rss_mb, time_steps,
+    Timings,
 };
+use crate::allocator::{retain_freed_memory, serve_large_blocks_from_the_heap};
 use crate::data::batcher::Batch;
 use crate::data::tokenizer::{BOS, EOS};
 use crate::models::Seq2Seq;
@@ -132,26 +133,11 @@ impl Protocol {
 }
 
 /// Sets up the process as every model measurement needs: `threads` engine threads, and freed memory
-/// kept for reuse (see [`retain_freed_memory`], [`serve_large_blocks_from_the_heap`]).
+/// kept for reuse (see [`allocator`](crate::allocator)).
 pub fn prepare_process(threads: usize) {
     retain_freed_memory();
     serve_large_blocks_from_the_heap();
     tensor::threads::set_threads(threads);
-}
-
-/// Makes glibc serve even the largest blocks from the heap instead of fresh `mmap`s.
-///
-/// The logits and their gradient (`[B·T, V]` = 1536 × 8000 floats, 49 MB each) exceed glibc's
-/// largest mmap threshold (32 MB), so [`retain_freed_memory`] cannot keep them: every training step
-/// would map, page-fault (zeroing 4 KB at a time) and unmap them. With mmap disabled they come from
-/// the heap and are reused, since the trim threshold keeps freed heap memory in the process
-/// (measured: ~750 page faults per training step remain).
-fn serve_large_blocks_from_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before the measured work.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-    }
 }
 
 /// `n` synthetic batches: sources uniform in `[4, V)`, targets the reversed source (its first

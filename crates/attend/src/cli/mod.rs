@@ -50,7 +50,7 @@ enum Command {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     // Reuse freed tensor memory instead of returning it to the kernel after every step.
-    crate::bench::retain_freed_memory();
+    crate::allocator::retain_freed_memory();
     if let Some(n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");
