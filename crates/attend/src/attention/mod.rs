@@ -95,6 +95,19 @@ pub trait StepAttention {
         values: &Var,
         mask: Option<&Tensor>,
     ) -> Result<(Var, Var), AttentionError> {
+        let (context, weights, _) = self.step_with_scores(query, keys, values, mask)?;
+        Ok((context, weights))
+    }
+
+    /// As [`step`](StepAttention::step), also returning the raw scores `e [B, S]` (what
+    /// `attend explain` shows before the softmax): `(context, weights, scores)`.
+    fn step_with_scores(
+        &self,
+        query: &Var,
+        keys: &Var,
+        values: &Var,
+        mask: Option<&Tensor>,
+    ) -> Result<(Var, Var, Var), AttentionError> {
         let e = self.scores(query, keys)?; // [B, S]
         let (b, s) = (e.dim(0), e.dim(1));
         let vs = values.shape();
@@ -111,6 +124,6 @@ pub trait StepAttention {
             .reshape(&[b, 1, s])
             .matmul(values) // [B, 1, Dv]
             .reshape(&[b, vs[2]]);
-        Ok((context, weights))
+        Ok((context, weights, e))
     }
 }

@@ -20,7 +20,7 @@
 //! with a hand-written backward); the plain layer ops remain the oracle ([`RnnSeq2Seq::set_fused`]).
 
 use super::{Decoding, Seq2Seq, StepOutput};
-use crate::attention::mask::{masked_softmax, padding_mask};
+use crate::attention::mask::padding_mask;
 use crate::attention::{AdditiveAttention, MultiplicativeAttention, StepAttention};
 use crate::config::Config;
 use crate::data::batcher::Batch;
@@ -250,16 +250,13 @@ impl RnnSeq2Seq {
                 }
             }
             _ => {
-                let e = attn
-                    .scores(query, keys)
-                    .expect("shapes are fixed by the model"); // [B, S]
-                let a = masked_softmax(&e, Some(mask)).expect("shapes are fixed by the model");
-                let (b, s) = (a.dim(0), a.dim(1));
-                let context = a.reshape(&[b, 1, s]).matmul(ann).reshape(&[b, ann.dim(-1)]); // [B, Dk]
+                let (context, weights, scores) = attn
+                    .step_with_scores(query, keys, ann, Some(mask))
+                    .expect("shapes are fixed by the model"); // [B, Dk], [B, S], [B, S]
                 Attended {
                     context,
-                    weights: a.to_tensor(),
-                    scores: e.to_tensor(),
+                    weights: weights.to_tensor(),
+                    scores: scores.to_tensor(),
                 }
             }
         }
