@@ -57,7 +57,8 @@ fn few_rows_wide_transposed(
     par: Parallelism,
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let mut ct = vec![0.0f32; m * n]; // cᵀ: element (i, j) at j·m + i
+    // cᵀ: element (i, j) at j·m + i.
+    let mut ct = vec![0.0f32; m * n];
     // Columns of c (rows of b) split over the threads, each block one serial product: the gemm
     // crate's own threading packs on the calling thread first (measured: 7 % of a 2-thread
     // Transformer decode on the main thread alone).
