@@ -38,43 +38,14 @@ STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 OUT="${OUT:-$ROOT/target/vs-peers/attention-$STAMP.jsonl}"
 COMMAND="ROUNDS=$ROUNDS THREADS=\"$THREADS\" SHAPES=\"$SHAPES\" CAUSAL=\"$CAUSAL\" MODES=\"$MODES\" MIN_TIME=$MIN_TIME GEMM_SIZE=$GEMM_SIZE bash benches/vs-peers.sh"
 
-[[ -x "$PY" ]] || { echo "no peer python at $PY: run 'bash $PEERS/setup.sh' (or set PEERS_PY)" >&2; exit 1; }
-[[ -f "$PEERS/sdpa_bench.py" ]] || { echo "no $PEERS/sdpa_bench.py (set PEERS)" >&2; exit 1; }
+# wait_quiet, require_peer, build_attend
+source "$ROOT/benches/lib.sh"
+require_peer sdpa_bench.py
 mkdir -p "$(dirname "$OUT")"
 
 cd "$ROOT"
-if [[ "${BUILD:-1}" == 1 ]]; then
-  echo "== building attend (release)" >&2
-  cargo build --release -q -p attend --example bench_attention
-  cargo build --release -q -p attend --bin attend 2>/dev/null || true
-fi
-# `attend bench attention` once the CLI has it; the example runner (same function, same flags) before.
-if ./target/release/attend bench attention --help >/dev/null 2>&1; then
-  ATTEND=(./target/release/attend bench attention)
-else
-  ATTEND=(./target/release/examples/bench_attention)
-fi
-
-wait_quiet() {
-  local start=$SECONDS
-  while :; do
-    if ! pgrep -x rustc >/dev/null && ! pgrep -x cargo >/dev/null && python3 - <<'EOF'
-import sys, time
-def snap():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v[:8]), v[3] + v[4]
-t0, i0 = snap(); time.sleep(3); t1, i1 = snap()
-sys.exit(0 if 1 - (i1 - i0) / max(1, t1 - t0) < 0.10 else 1)
-EOF
-    then return 0; fi
-    if (( SECONDS - start > QUIET_TIMEOUT )); then
-      echo "warning: machine not quiet after ${QUIET_TIMEOUT}s; running anyway (foreign_cpu will tell)" >&2
-      return 0
-    fi
-    sleep 5
-  done
-}
+build_attend
+ATTEND=(./target/release/attend bench attention)
 
 run_attend() {  # threads
   wait_quiet

@@ -242,6 +242,21 @@ impl MultiHeadAttention {
         Ok(x.linear(&w, Some(&b)))
     }
 
+    /// The shape `[B, H, S, d_h]` of projected keys and values, checked against batch `b` and the
+    /// heads.
+    fn check_memory(&self, memory: &KvMemory, b: usize) -> Result<Vec<usize>, AttentionError> {
+        let ks = memory.k.shape();
+        if ks.len() != 4 || ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
+            return Err(shape_error(
+                LAYER,
+                "projected memory",
+                &ks,
+                format!("[{b}, {}, S, d_h] for keys and values", self.heads),
+            ));
+        }
+        Ok(ks)
+    }
+
     /// `[B, L, d] → [B, H, L, d_h]`.
     fn split_heads(&self, x: &Var) -> Var {
         let s = x.shape();
@@ -287,15 +302,7 @@ impl MultiHeadAttention {
     ) -> Result<(Var, Var), AttentionError> {
         let q = self.split_heads(&self.project(query, 0, 1, "query")?); // [B, H, T, d_h]
         let (b, t) = (q.dim(0), q.dim(2));
-        let ks = memory.k.shape();
-        if ks.len() != 4 || ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
-            return Err(shape_error(
-                LAYER,
-                "projected memory",
-                &ks,
-                format!("[{b}, {}, S, d_h] for keys and values", self.heads),
-            ));
-        }
+        let ks = self.check_memory(memory, b)?;
         let s = ks[2];
         let mask = match (key_padding, attn_mask) {
             (None, None) => None,
@@ -371,15 +378,7 @@ impl MultiHeadAttention {
         key_lengths: Option<&[usize]>,
     ) -> Result<Var, AttentionError> {
         let (b, t, dh) = (q.dim(0), q.dim(2), q.dim(3));
-        let ks = memory.k.shape();
-        if ks.len() != 4 || ks[0] != b || ks[1] != self.heads || memory.v.shape() != ks {
-            return Err(shape_error(
-                LAYER,
-                "projected memory",
-                &ks,
-                format!("[{b}, {}, S, d_h] for keys and values", self.heads),
-            ));
-        }
+        let ks = self.check_memory(memory, b)?;
         if let Some(lengths) = key_lengths {
             if lengths.len() != b || lengths.iter().any(|&l| l > ks[2]) {
                 return Err(shape_error(

@@ -7,7 +7,8 @@
 //! FLOPs as the peer counts them: forward `4·B·H·T²·d`, backward 2.5× that, halved when causal.
 
 use super::{
-    busy_processes, cpu_count, cpu_model, load_average, peak_rss_mb, time_steps, BenchError,
+    busy_processes, busy_since, cpu_count, cpu_model, load_average, peak_rss_mb, time_steps,
+    BenchError,
 };
 use crate::allocator::retain_freed_memory;
 use serde_json::{json, Value};
@@ -121,10 +122,7 @@ pub fn bench_attention(cfg: &AttentionBench) -> Result<Value, BenchError> {
     if causal {
         flops *= 0.5;
     }
-    let mut busy = busy_before;
-    busy.extend(busy_processes());
-    busy.sort();
-    busy.dedup();
+    let busy = busy_since(busy_before);
     Ok(json!({
         "bench": "sdpa",
         "mode": cfg.mode.name(),

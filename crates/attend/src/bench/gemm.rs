@@ -5,7 +5,7 @@
 //! `C = A · B` with `A [n, n]`, `B [n, n]` uniform in `[−1, 1)`, `C` overwritten, `2·n³` FLOPs per
 //! product; 3 warm-up products, then `max(20, enough to fill min_time)` timed ones.
 
-use super::{busy_processes, cpu_count, cpu_model, time_steps, BenchError};
+use super::{busy_processes, busy_since, cpu_count, cpu_model, time_steps, BenchError};
 use serde_json::{json, Value};
 use tensor::kernels::gemm;
 use tensor::{Rng, Tensor};
@@ -43,10 +43,7 @@ pub fn bench_gemm(cfg: &GemmBench) -> Result<Value, BenchError> {
         cfg.min_time,
     );
     let flops = 2.0 * (n as f64).powi(3);
-    let mut busy = busy_before;
-    busy.extend(busy_processes());
-    busy.sort();
-    busy.dedup();
+    let busy = busy_since(busy_before);
     Ok(json!({
         "bench": "sgemm",
         "impl": "attend",

@@ -159,6 +159,14 @@ pub fn busy_processes() -> Vec<String> {
     found
 }
 
+/// The compile-heavy processes seen `before` the measurement or running now, sorted, once each.
+pub fn busy_since(mut before: Vec<String>) -> Vec<String> {
+    before.extend(busy_processes());
+    before.sort();
+    before.dedup();
+    before
+}
+
 /// The CPU's model name from `/proc/cpuinfo`.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

@@ -14,8 +14,8 @@
 //!   (encoder included).
 
 use super::{
-    busy_processes, cpu_count, cpu_model, current_rss_mb, load_average, peak_rss_mb, time_steps,
-    Timings,
+    busy_processes, busy_since, cpu_count, cpu_model, current_rss_mb, load_average, peak_rss_mb,
+    time_steps, Timings,
 };
 use crate::allocator::{retain_freed_memory, serve_large_blocks_from_the_heap};
 use crate::data::batcher::Batch;
@@ -233,7 +233,7 @@ pub fn run_decode(model: &dyn Seq2Seq, p: &Protocol, fields: Map<String, Value>)
             "peak_rss_mb_so_far": round1(peak_rss_mb()),
             "peak_rss_mb": round1(peak_rss_mb()),
             "foreign_cpu": timings.foreign_cpu,
-            "busy_procs": merged_busy(busy),
+            "busy_procs": busy_since(busy),
         }),
     );
     Value::Object(obj)
@@ -281,10 +281,27 @@ pub fn run_train(
             "rss_mb": round1(current_rss_mb()),
             "peak_rss_mb": round1(peak_rss_mb()),
             "foreign_cpu": timings.foreign_cpu,
-            "busy_procs": merged_busy(busy),
+            "busy_procs": busy_since(busy),
         }),
     );
     Value::Object(obj)
+}
+
+/// A protocol small enough for unit tests: 2 timed steps, batches of 3, lengths 5 → 4, V = 11.
+#[cfg(test)]
+pub(crate) fn tiny_protocol() -> Protocol {
+    Protocol {
+        steps: 2,
+        warmup: 1,
+        decode_reps: 2,
+        threads: 1,
+        batch: 3,
+        src_len: 5,
+        tgt_len: 4,
+        vocab: 11,
+        pool: 2,
+        ..Protocol::default()
+    }
 }
 
 /// The fields every measurement carries (the peers' `common`): `impl = "attend"`, the model's name
@@ -346,13 +363,6 @@ pub fn extend(obj: &mut Map<String, Value>, more: Value) {
 }
 
 /// Compilers seen before the timed region (`before`) or now, sorted and deduplicated.
-fn merged_busy(mut before: Vec<String>) -> Vec<String> {
-    before.extend(busy_processes());
-    before.sort();
-    before.dedup();
-    before
-}
-
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }

@@ -103,7 +103,7 @@ pub fn bench_seq2seq(cfg: &Seq2SeqBench) -> Result<Vec<Value>, ModelBenchError> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::model_bench::{greedy_fixed_length, make_pool};
+    use super::super::model_bench::{greedy_fixed_length, make_pool, tiny_protocol};
     use super::*;
     use crate::data::tokenizer::EOS;
 
@@ -112,18 +112,7 @@ mod tests {
             emb: 4,
             hidden: 3,
             attn_dim: 2,
-            protocol: Protocol {
-                steps: 2,
-                warmup: 1,
-                decode_reps: 2,
-                threads: 1,
-                batch: 3,
-                src_len: 5,
-                tgt_len: 4,
-                vocab: 11,
-                pool: 2,
-                ..Protocol::default()
-            },
+            protocol: tiny_protocol(),
             ..Seq2SeqBench::default()
         }
     }

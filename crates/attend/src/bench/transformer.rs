@@ -328,7 +328,7 @@ pub fn bench_transformer(cfg: &TransformerBench) -> Result<Vec<Value>, Transform
 
 #[cfg(test)]
 mod tests {
-    use super::super::model_bench::BenchMode;
+    use super::super::model_bench::{tiny_protocol, BenchMode};
     use super::*;
     use crate::data::tokenizer::EOS;
     use crate::models::transformer::Transformer;
@@ -340,18 +340,7 @@ mod tests {
             ff: 16,
             enc_layers: 2,
             dec_layers: 1,
-            protocol: Protocol {
-                steps: 2,
-                warmup: 1,
-                decode_reps: 2,
-                threads: 1,
-                batch: 3,
-                src_len: 5,
-                tgt_len: 4,
-                vocab: 11,
-                pool: 2,
-                ..Protocol::default()
-            },
+            protocol: tiny_protocol(),
             ..TransformerBench::default()
         }
     }
