@@ -2,4 +2,6 @@
 
 pub mod fill;
 pub mod gemm;
+pub mod isa;
 pub mod math;
+pub mod transpose;

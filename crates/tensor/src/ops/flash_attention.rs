@@ -30,12 +30,13 @@
 //! the backward with rayon. The element-wise loops are compiled for AVX-512 / AVX2 and chosen at
 //! run time (`ATTEND_SIMD=avx2|baseline` caps the choice).
 
+use crate::kernels::isa::{isa, Isa};
+use crate::kernels::transpose::transpose;
 use crate::tensor::Tensor;
 use crate::threads::threads;
 use crate::var::Var;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
-use std::sync::OnceLock;
 
 /// Queries per block.
 const BR: usize = 64;
@@ -285,7 +286,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
     m.fill(f32::NEG_INFINITY);
     // qt: Q_iᵀ [d, br]
     let mut qt = vec![0.0f32; d * br];
-    transpose(isa, q_b, d, br, d, &mut qt, br);
+    transpose(q_b, d, br, d, &mut qt, br);
     let mut st = vec![0.0f32; BC.min(kend) * br];
     for k0 in (0..kend).step_by(BC) {
         let bc = BC.min(kend - k0);
@@ -476,8 +477,8 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
     }
     // Qᵀ, dOᵀ: [d, T]
     let (mut qt, mut gt) = (vec![0.0f32; d * t], vec![0.0f32; d * t]);
-    transpose(isa, h.q, d, t, d, &mut qt, t);
-    transpose(isa, h.g, d, t, d, &mut gt, t);
+    transpose(h.q, d, t, d, &mut qt, t);
+    transpose(h.g, d, t, d, &mut gt, t);
     // D_i = rowsum(dO_i ∘ O_i): [T]
     let mut dsum = vec![0.0f32; t];
     for ((x, g), o) in dsum
@@ -830,130 +831,6 @@ mod avx512 {
             }
         }
     }
-
-    /// A 16 × 16 tile: `dst[j·ldd + i] = src[i·ld + j]`, in registers: interleave pairs of rows,
-    /// then 4 × 4 blocks within 128-bit lanes, then whole lanes in two rounds.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512F; 16 rows of 16 values are readable at `src` (row stride `ld`) and
-    /// writable at `dst` (row stride `ldd`).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose16(src: *const f32, ld: usize, dst: *mut f32, ldd: usize) {
-        let mut r = [_mm512_setzero_ps(); 16];
-        for (i, r) in r.iter_mut().enumerate() {
-            *r = _mm512_loadu_ps(src.add(i * ld));
-        }
-        // t: within each lane L, rows 2h, 2h+1 interleaved (columns 4L, 4L+1 | 4L+2, 4L+3)
-        let mut t = [_mm512_setzero_ps(); 16];
-        for h in 0..8 {
-            t[2 * h] = _mm512_unpacklo_ps(r[2 * h], r[2 * h + 1]);
-            t[2 * h + 1] = _mm512_unpackhi_ps(r[2 * h], r[2 * h + 1]);
-        }
-        // u[4g + c]: lane L holds column 4L + c, rows 4g..4g+4
-        let mut u = [_mm512_setzero_ps(); 16];
-        for g in 0..4 {
-            let (t0, t1, t2, t3) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
-            u[4 * g] = _mm512_shuffle_ps::<0x44>(t0, t2);
-            u[4 * g + 1] = _mm512_shuffle_ps::<0xee>(t0, t2);
-            u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(t1, t3);
-            u[4 * g + 3] = _mm512_shuffle_ps::<0xee>(t1, t3);
-        }
-        // Output row 4L + c gathers lane L of u[c], u[4 + c], u[8 + c], u[12 + c].
-        for c in 0..4 {
-            let v0 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
-            let v1 = _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]);
-            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
-            let v3 = _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]);
-            _mm512_storeu_ps(dst.add(c * ldd), _mm512_shuffle_f32x4::<0x88>(v0, v2));
-            _mm512_storeu_ps(dst.add((4 + c) * ldd), _mm512_shuffle_f32x4::<0x88>(v1, v3));
-            _mm512_storeu_ps(dst.add((8 + c) * ldd), _mm512_shuffle_f32x4::<0xdd>(v0, v2));
-            _mm512_storeu_ps(
-                dst.add((12 + c) * ldd),
-                _mm512_shuffle_f32x4::<0xdd>(v1, v3),
-            );
-        }
-    }
-}
-
-/// `dst[j·ldd + i] = src[i·ld + j]` for `i < rows`, `j < cols` (`dst = srcᵀ`), by 16 × 16 tiles
-/// (in registers with AVX-512).
-#[inline(always)]
-fn transpose(
-    isa: Isa,
-    src: &[f32],
-    ld: usize,
-    rows: usize,
-    cols: usize,
-    dst: &mut [f32],
-    ldd: usize,
-) {
-    if rows == 0 || cols == 0 {
-        return;
-    }
-    assert!(
-        (rows - 1) * ld + cols <= src.len() && (cols - 1) * ldd + rows <= dst.len(),
-        "flash_attention: transpose out of bounds"
-    );
-    const TILE: usize = 16;
-    for i0 in (0..rows).step_by(TILE) {
-        for j0 in (0..cols).step_by(TILE) {
-            let (i1, j1) = ((i0 + TILE).min(rows), (j0 + TILE).min(cols));
-            #[cfg(target_arch = "x86_64")]
-            if isa == Isa::Avx512 && i1 - i0 == TILE && j1 - j0 == TILE {
-                // SAFETY: the tile lies inside both slices (assert above); AVX-512F is present.
-                unsafe {
-                    avx512::transpose16(
-                        src.as_ptr().add(i0 * ld + j0),
-                        ld,
-                        dst.as_mut_ptr().add(j0 * ldd + i0),
-                        ldd,
-                    )
-                };
-                continue;
-            }
-            for i in i0..i1 {
-                for j in j0..j1 {
-                    dst[j * ldd + i] = src[i * ld + j];
-                }
-            }
-        }
-    }
-}
-
-/// The widest vector instructions of this CPU that the row loops are compiled for.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Isa {
-    Baseline,
-    Avx2,
-    Avx512,
-}
-
-/// The instruction set of this CPU, detected once. `ATTEND_SIMD=avx2` or `ATTEND_SIMD=baseline`
-/// caps it (to compare the kernels, or to test the fallbacks on an AVX-512 machine).
-fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        let cap = match std::env::var("ATTEND_SIMD").as_deref() {
-            Ok("baseline") => Isa::Baseline,
-            Ok("avx2") => Isa::Avx2,
-            _ => Isa::Avx512,
-        };
-        detect().min(cap)
-    })
-}
-
-fn detect() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw") {
-            return Isa::Avx512;
-        }
-        if has!("avx2") && has!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Baseline
 }
 
 /// [`forward_block`] compiled for `isa`: the row loops are plain Rust that the compiler vectorizes

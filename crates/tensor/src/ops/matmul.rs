@@ -211,18 +211,7 @@ impl Var {
             b.shape()
         );
         let rows = x.numel() / in_dim.max(1);
-        let mut y = fill::repeat_row(b.data(), rows);
-        gemm::matmul(
-            &mut y,
-            x.data(),
-            w.data(),
-            rows,
-            in_dim,
-            out_dim,
-            false,
-            true,
-            true,
-        );
+        let y = gemm::linear(x.data(), w.data(), b.data(), rows, in_dim, out_dim);
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank ≥ 2") = out_dim;
         drop((x, w, b));
