@@ -58,7 +58,16 @@ pub fn run() -> Result<()> {
         tensor::threads::set_threads(n);
     }
     cli.device.check()?;
-    match cli.command {
+    // The server's workers are threads of their own; every other command runs on the pool.
+    if matches!(cli.command, Command::Serve(_)) {
+        run_command(cli.command)
+    } else {
+        tensor::threads::on_pool(|| run_command(cli.command))
+    }
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
         Command::Score(a) => score::run(a),

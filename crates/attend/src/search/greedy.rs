@@ -94,13 +94,75 @@ pub fn greedy_with_limits(
     })
 }
 
-/// Index and value of the largest element (the first one on ties).
+/// Index and value of the largest element (the first one on ties; NaNs are never chosen unless
+/// every element is NaN, then index 0).
+///
+/// Two passes that vectorize: the maximum over 16 lanes, then the first position holding it (a
+/// decoder step's argmax over 8000 logits was 4–7 % of greedy decoding as one compare-and-branch
+/// loop).
 pub fn argmax(row: &[f32]) -> (u32, f32) {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
         }
     }
-    (best as u32, row[best])
+    let max = lanes
+        .iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    match row.iter().position(|&x| x == max) {
+        Some(i) => (i as u32, max),
+        None => (0, row.first().copied().unwrap_or(f32::NAN)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    /// The first index of the largest element by a plain scan.
+    fn plain(row: &[f32]) -> usize {
+        let mut best = 0;
+        for (i, &x) in row.iter().enumerate() {
+            if x > row[best] {
+                best = i;
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn argmax_is_the_first_largest_at_every_length_with_ties() {
+        let mut rng = tensor::Rng::new(7);
+        for len in [1, 2, 15, 16, 17, 33, 8000] {
+            for ties in [false, true] {
+                let row: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let x = rng.normal();
+                        if ties {
+                            x.round()
+                        } else {
+                            x
+                        }
+                    })
+                    .collect();
+                let i = plain(&row);
+                assert_eq!(argmax(&row), (i as u32, row[i]), "len {len}, ties {ties}");
+            }
+        }
+    }
+
+    #[test]
+    fn argmax_handles_infinities_and_nans() {
+        let inf = f32::INFINITY;
+        assert_eq!(argmax(&[-inf, -inf, -inf]), (0, -inf));
+        assert_eq!(argmax(&[1.0, inf, 3.0, inf]), (1, inf));
+        assert_eq!(argmax(&[f32::NAN, 2.0, 5.0, f32::NAN]), (2, 5.0));
+        let (i, v) = argmax(&[f32::NAN; 20]);
+        assert!(i == 0 && v.is_nan());
+    }
 }

@@ -73,9 +73,11 @@ fn parallelism(m: usize, k: usize, n: usize) -> Parallelism {
 /// At most this many rows take [`few_rows_wide_transposed`].
 const FEW_ROWS: usize = 128;
 
-/// Whether `[m, k] · [n, k]ᵀ` takes [`few_rows_wide_transposed`]: few rows, at least as many columns.
+/// Whether `[m, k] · [n, k]ᵀ` takes [`few_rows_wide_transposed`]: few rows (but whole register
+/// tiles' worth: a product with one row is a matrix-vector product, which the gemm crate does
+/// without packing), at least as many columns and at least [`COLS`]/4.
 fn takes_few_rows_path(m: usize, k: usize, n: usize) -> bool {
-    m <= FEW_ROWS && n >= m && k > 0
+    (8..=FEW_ROWS).contains(&m) && n >= m.max(COLS / 4) && k > 0
 }
 
 /// What the destination of [`few_rows_wide_transposed`] starts from before the product is added.
