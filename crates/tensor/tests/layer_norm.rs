@@ -113,6 +113,51 @@ fn gradients_pass_finite_differences() {
     }
 }
 
+/// Rows enough for several blocks over the threads (and a partial last block): forward and all
+/// three gradients against float64, `dγ`, `dβ` summed over every block.
+#[test]
+fn many_rows_match_f64_forward_and_backward() {
+    let mut rng = Rng::new(95);
+    let (rows, d) = (1000, 96);
+    let x = Tensor::randn(&[rows, d], 0.3, 1.5, &mut rng);
+    let gamma = Tensor::randn(&[d], 1.0, 0.3, &mut rng);
+    let beta = Tensor::randn(&[d], 0.0, 0.3, &mut rng);
+    let gy = Tensor::randn(&[rows, d], 0.0, 1.0, &mut rng);
+    let (xs, g, dy) = (f64s(&x), f64s(&gamma), f64s(&gy));
+    let (mut dx, mut dgamma, mut dbeta) = (Vec::new(), vec![0.0; d], vec![0.0; d]);
+    for (row, gy) in xs.chunks(d).zip(dy.chunks(d)) {
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+        let r = 1.0 / (var + 1e-5).sqrt();
+        let xhat: Vec<f64> = row.iter().map(|v| (v - mean) * r).collect();
+        let gh: Vec<f64> = (0..d).map(|i| gy[i] * g[i]).collect();
+        let m1 = gh.iter().sum::<f64>() / d as f64;
+        let m2 = (0..d).map(|i| gh[i] * xhat[i]).sum::<f64>() / d as f64;
+        dx.extend((0..d).map(|i| r * (gh[i] - m1 - xhat[i] * m2)));
+        for i in 0..d {
+            dgamma[i] += gy[i] * xhat[i];
+            dbeta[i] += gy[i];
+        }
+    }
+    let (xv, gv, bv) = (
+        Var::parameter(x.clone()),
+        Var::parameter(gamma.clone()),
+        Var::parameter(beta.clone()),
+    );
+    let y = xv.layer_norm(&gv, &bv, 1e-5);
+    assert_close(
+        "forward",
+        &y.value(),
+        &[rows, d],
+        &layer_norm64(&x, &gamma, &beta, 1e-5),
+        1e-5,
+    );
+    y.backward_with(gy);
+    assert_close("dx", &xv.grad().unwrap(), &[rows, d], &dx, 1e-4);
+    assert_close("dgamma", &gv.grad().unwrap(), &[d], &dgamma, 1e-4);
+    assert_close("dbeta", &bv.grad().unwrap(), &[d], &dbeta, 1e-4);
+}
+
 #[test]
 #[should_panic(expected = "layer_norm")]
 fn gamma_of_the_wrong_size_panics() {

@@ -177,6 +177,21 @@ simd_fn! {
     }
 }
 
+/// `Σ xᵢ` with 16 partial sums so that it vectorizes (as [`dot`]).
+#[inline(always)]
+pub fn sum(xs: &[f32]) -> f32 {
+    const W: usize = 16;
+    let mut acc = [0.0f32; W];
+    let chunks = xs.chunks_exact(W);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Largest element (−∞ for an empty slice; NaNs are skipped), with 16 partial maxima so that it
 /// vectorizes.
 #[inline(always)]
