@@ -324,6 +324,33 @@ fn memory_projected_once_gives_the_full_cross_attention() {
     assert_tensors_close(&stepped, &full.to_tensor(), 1e-5, "cross step by step");
     let stepped_w = Var::concat(&ws, 2).to_tensor();
     assert_tensors_close(&stepped_w, &full_w.to_tensor(), 1e-5, "cross weights");
+    // The decoding-step path (memory kept as [B, S, 2d], the step kernel) gives the same, all t
+    // queries at once, and on rows selected for beam search.
+    let step_memory = l.project_step_memory(&mem).unwrap();
+    let (o, w) = l.attend_step(&q, &step_memory, Some(&pad)).unwrap();
+    assert_tensors_close(&o.to_tensor(), &full.to_tensor(), 1e-5, "attend_step");
+    assert_tensors_close(
+        &w.to_tensor(),
+        &full_w.to_tensor(),
+        1e-5,
+        "attend_step weights",
+    );
+    let picked = step_memory.select_rows(&[1, 1, 0]).unwrap();
+    let q_rows = |rows: &[usize]| {
+        let qt = q.to_tensor();
+        Var::constant(qt.select_rows(rows))
+    };
+    let (o, _) = l
+        .attend_step(
+            &q_rows(&[1, 1, 0]),
+            &picked,
+            Some(&pad.select_rows(&[1, 1, 0])),
+        )
+        .unwrap();
+    let want = full.to_tensor().select_rows(&[1, 1, 0]);
+    assert_tensors_close(&o.to_tensor(), &want, 1e-5, "selected rows");
+    assert!(step_memory.select_rows(&[2]).is_err());
+    assert!(l.attend_step(&q_rows(&[0]), &step_memory, None).is_err());
 }
 
 #[test]

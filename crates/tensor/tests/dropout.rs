@@ -111,3 +111,19 @@ fn gradients_pass_finite_differences_with_a_fixed_seed() {
 fn p_one_panics() {
     Var::constant(Tensor::ones(&[3])).dropout(1.0, &mut Rng::new(0));
 }
+
+/// The mask is a function of (key, element) alone: made in one piece or over the threads' chunks,
+/// and any stretch of it from its own offset, it is the same.
+#[test]
+fn the_mask_does_not_depend_on_how_it_is_split() {
+    use tensor::ops::dropout::dropout_mask;
+    let n = 300_001; // several parallel chunks and a partial one
+    let whole = dropout_mask(42, n, 0.25);
+    // Below two chunks (2 · 65 536) the mask is made in one piece on the calling thread.
+    let head = dropout_mask(42, 131_071, 0.25);
+    assert_eq!(&whole[..head.len()], &head[..]);
+    let kept = whole.iter().filter(|&&m| m != 0.0).count() as f64 / n as f64;
+    assert!((kept - 0.75).abs() < 4e-3, "kept {kept}");
+    assert!(whole.iter().all(|&m| m == 0.0 || m == 1.0 / 0.75));
+    assert_ne!(dropout_mask(43, 1000, 0.25), head[..1000]);
+}

@@ -26,7 +26,7 @@ pub mod position;
 pub mod scaled_dot;
 
 pub use additive::AdditiveAttention;
-pub use multi_head::{KvCache, KvMemory, MultiHeadAttention};
+pub use multi_head::{KvCache, KvMemory, MultiHeadAttention, StepMemory};
 pub use multiplicative::{MultiplicativeAttention, Score};
 pub use position::{LearnedPositions, Positions, SinusoidalPositions};
 pub use scaled_dot::ScaledDotProductAttention;

@@ -17,11 +17,15 @@
 //! `{prefix}.out_proj.weight [d, d]`, `{prefix}.out_proj.bias [d]`.
 //!
 //! Incremental decoding: [`forward_step`](MultiHeadAttention::forward_step) projects only the new
-//! positions and appends their keys and values to a [`KvCache`] (`[B, H, t, d_h]`), so that a decoder
-//! step costs O(t), not O(t²); [`project_memory`](MultiHeadAttention::project_memory) projects the
-//! encoder memory once for cross-attention ([`KvMemory`]). Both reorder their batch rows for beam
-//! search. Dropout on the attention weights (training only) is applied after the returned weights
-//! are taken, so the weights are always the softmax.
+//! positions and appends their keys and values to a [`KvCache`] (time-major `[t, B, d]`, in
+//! place), so that a decoder step costs O(t), not O(t²);
+//! [`project_step_memory`](MultiHeadAttention::project_step_memory) projects the encoder memory
+//! once for cross-attention ([`StepMemory`]) and [`attend_step`](MultiHeadAttention::attend_step)
+//! attends over it. Both run the engine's step kernel (`tensor::ops::step_attention`), which reads
+//! keys and values where they lie, and both reorder their batch rows for beam search.
+//!
+//! Dropout on the attention weights (training only) is applied after the returned weights are taken,
+//! so the weights are always the softmax.
 //!
 //! Fused path: where no weights are wanted and none are dropped (evaluation, or training without
 //! attention dropout), [`self_attend_fused`](MultiHeadAttention::self_attend_fused) and
@@ -29,11 +33,12 @@
 //! (`tensor::ops::flash_attention`: no `T × S` matrix is kept; masks are causal and/or key lengths).
 //! The plain path above is their oracle (tested equal, forward and backward).
 
-use crate::attention::mask::{causal_mask_after, combine, key_padding_broadcast};
+use crate::attention::mask::{combine, key_padding_broadcast};
 use crate::attention::scaled_dot::{attention_weights, weighted_values};
 use crate::attention::{shape_error, AttentionError};
 use crate::nn::{Linear, Params};
 use tensor::ops::flash_attention::flash_attention;
+use tensor::ops::step_attention::{step_attention, Rows, StepMask};
 use tensor::{Rng, Tensor, Var};
 
 const LAYER: &str = "multi-head attention";
@@ -72,35 +77,20 @@ impl KvMemory {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Rows `rows` of the batch (repeats allowed): `[B, H, S, d_h] → [rows.len(), H, S, d_h]`
-    /// (beam search expands and reorders hypotheses with it).
-    pub fn select_rows(&self, rows: &[u32]) -> Result<KvMemory, AttentionError> {
-        let batch = self.batch();
-        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
-            return Err(AttentionError::Row {
-                layer: "KvMemory::select_rows",
-                row: row as usize,
-                batch,
-            });
-        }
-        let pick = |x: &Var| {
-            let mut shape = x.shape();
-            let rest = shape[1..].iter().product();
-            shape[0] = rows.len();
-            x.reshape(&[batch, rest]).gather_rows(rows).reshape(&shape)
-        };
-        Ok(KvMemory {
-            k: pick(&self.k),
-            v: pick(&self.v),
-        })
-    }
 }
 
-/// The keys and values of the positions decoded so far, for one self-attention layer.
+/// The keys and values of the positions decoded so far, for one self-attention layer: time-major
+/// `[t, B, d]` buffers (the heads side by side in `d`), so that a step appends its `B·d` keys and
+/// values in place (amortised O(1); re-concatenating `[B, H, t, d_h]` tensors copied the whole
+/// cache at every step) and [`step_attention`] reads them where they lie.
 #[derive(Clone, Default)]
 pub struct KvCache {
-    memory: Option<KvMemory>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Batch rows and width; `(0, 0)` until the first append.
+    batch: usize,
+    d: usize,
+    len: usize,
 }
 
 impl KvCache {
@@ -110,48 +100,143 @@ impl KvCache {
 
     /// Number of cached positions `t`.
     pub fn len(&self) -> usize {
-        self.memory.as_ref().map_or(0, KvMemory::len)
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps batch rows `rows` (repeats allowed; beam search expands and reorders hypotheses so).
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), AttentionError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let (batch, d) = (self.batch, self.d);
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
+            return Err(AttentionError::Row {
+                layer: "KvCache::select_rows",
+                row: row as usize,
+                batch,
+            });
+        }
+        let pick = |x: &[f32]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(self.len * rows.len() * d);
+            for t in x.chunks_exact(batch * d) {
+                for &r in rows {
+                    out.extend_from_slice(&t[r as usize * d..(r as usize + 1) * d]);
+                }
+            }
+            out
+        };
+        self.k = pick(&self.k);
+        self.v = pick(&self.v);
+        self.batch = rows.len();
+        Ok(())
+    }
+
+    /// Appends the keys and values of `n` new positions from the projection `qkv [B, n, 3d]`
+    /// (rows `[q | k | v]`). The cache is unchanged on error.
+    fn append(
+        &mut self,
+        qkv: &[f32],
+        batch: usize,
+        n: usize,
+        d: usize,
+    ) -> Result<(), AttentionError> {
+        if !self.is_empty() && (self.batch, self.d) != (batch, d) {
+            return Err(shape_error(
+                LAYER,
+                "step input (batch, width)",
+                &[batch, d],
+                format!(
+                    "[{}, {}], the cache's (call select_rows when the batch changes)",
+                    self.batch, self.d
+                ),
+            ));
+        }
+        (self.batch, self.d) = (batch, d);
+        self.k.reserve(n * batch * d);
+        self.v.reserve(n * batch * d);
+        for i in 0..n {
+            for b in 0..batch {
+                let row = &qkv[(b * n + i) * 3 * d..(b * n + i + 1) * 3 * d];
+                self.k.extend_from_slice(&row[d..2 * d]);
+                self.v.extend_from_slice(&row[2 * d..]);
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// The cached keys and values as [`Rows`] (position `j` of batch row `b` at `(j·B + b)·d`).
+    fn rows(&self) -> (Rows<'_>, Rows<'_>) {
+        let rows = |data| Rows {
+            data,
+            offset: 0,
+            batch_stride: self.d,
+            pos_stride: self.batch * self.d,
+            len: self.len,
+        };
+        (rows(&self.k), rows(&self.v))
+    }
+}
+
+/// The encoder memory projected once per decode for one cross-attention layer: `kv [B, S, 2d]`
+/// (keys in the first `d` columns of each row, values in the last `d`), read by every decoding
+/// step where it lies, and the query rows of the input projection sliced once (`w_q [d, d]`,
+/// `b_q [d]`) instead of at every step.
+#[derive(Clone)]
+pub struct StepMemory {
+    kv: Tensor,
+    w_q: Var,
+    b_q: Var,
+}
+
+impl StepMemory {
+    /// Batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.kv.dim(0)
+    }
+
+    /// Number of positions `S`.
+    pub fn len(&self) -> usize {
+        self.kv.dim(1)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The cached keys and values `[B, H, t, d_h]`, if any.
-    pub fn memory(&self) -> Option<&KvMemory> {
-        self.memory.as_ref()
-    }
-
-    /// Keeps batch rows `rows` (repeats allowed), as [`KvMemory::select_rows`].
-    pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), AttentionError> {
-        if let Some(m) = &self.memory {
-            self.memory = Some(m.select_rows(rows)?);
+    /// Rows `rows` of the batch (repeats allowed; beam search expands and reorders hypotheses so).
+    pub fn select_rows(&self, rows: &[u32]) -> Result<StepMemory, AttentionError> {
+        let batch = self.batch();
+        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
+            return Err(AttentionError::Row {
+                layer: "StepMemory::select_rows",
+                row: row as usize,
+                batch,
+            });
         }
-        Ok(())
+        let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        Ok(StepMemory {
+            kv: self.kv.select_rows(&rows),
+            w_q: self.w_q.clone(),
+            b_q: self.b_q.clone(),
+        })
     }
 
-    /// Appends `k, v [B, H, n, d_h]` after the cached positions.
-    fn append(&mut self, new: KvMemory) -> Result<&KvMemory, AttentionError> {
-        let memory = match self.memory.take() {
-            None => new,
-            Some(old) => {
-                if old.k.shape()[..2] != new.k.shape()[..2] {
-                    let found = new.k.shape();
-                    self.memory = Some(old);
-                    return Err(shape_error(
-                        LAYER,
-                        "step keys (batch, heads)",
-                        &found,
-                        "the batch and heads of the cache (call select_rows when the batch changes)",
-                    ));
-                }
-                KvMemory {
-                    k: Var::concat(&[old.k, new.k], 2),
-                    v: Var::concat(&[old.v, new.v], 2),
-                }
-            }
+    /// Keys and values as [`Rows`].
+    fn rows(&self) -> (Rows<'_>, Rows<'_>) {
+        let (s, d2) = (self.len(), self.kv.dim(2));
+        let rows = |offset| Rows {
+            data: self.kv.data(),
+            offset,
+            batch_stride: s * d2,
+            pos_stride: d2,
+            len: s,
         };
-        Ok(self.memory.insert(memory))
+        (rows(0), rows(d2 / 2))
     }
 }
 
@@ -400,18 +485,96 @@ impl MultiHeadAttention {
     /// Causal self-attention for the `n` newest positions `x [B, n, d]` (usually `n = 1`): their keys
     /// and values are appended to `cache`, and each attends over every cached position up to itself
     /// → `(output [B, n, d], weights [B, H, n, t + n])`. Step by step this equals
-    /// [`forward`](MultiHeadAttention::forward) over the whole sequence with a causal mask.
+    /// [`forward`](MultiHeadAttention::forward) over the whole sequence with a causal mask. For
+    /// decoding: no gradient flows through the attention (its output is a constant).
     pub fn forward_step(&self, x: &Var, cache: &mut KvCache) -> Result<(Var, Var), AttentionError> {
-        let qkv = self.project(x, 0, 3, "step input")?; // [B, n, 3d]
-        let (d, n, past) = (self.d_model(), x.dim(1), cache.len());
-        let new = KvMemory {
-            k: self.split_heads(&qkv.narrow(2, d, d)), // [B, H, n, d_h]
-            v: self.split_heads(&qkv.narrow(2, 2 * d, d)),
+        let qkv = self.project(x, 0, 3, "step input")?.to_tensor(); // [B, n, 3d]
+        let (b, n, d) = (x.dim(0), x.dim(1), self.d_model());
+        cache.append(qkv.data(), b, n, d)?;
+        let q: Vec<f32> = qkv
+            .data()
+            .chunks_exact(3 * d)
+            .flat_map(|r| &r[..d])
+            .copied()
+            .collect();
+        let (k, v) = cache.rows();
+        let mask = StepMask {
+            causal_past: Some(cache.len() - n),
+            padding: None,
         };
-        let memory = cache.append(new)?.clone(); // [B, H, t + n, d_h]
-        let causal = (n > 1).then(|| causal_mask_after(n, past));
-        let q = self.split_heads(&qkv.narrow(2, 0, d)); // [B, H, n, d_h]
-        self.attend_heads(&q, &memory, causal.as_ref(), None)
+        self.step_heads(&q, b, n, k, v, mask)
+    }
+
+    /// The cross-attention keys and values of `memory [B, S, d]` for decoding steps
+    /// ([`attend_step`](Self::attend_step)).
+    pub fn project_step_memory(&self, memory: &Var) -> Result<StepMemory, AttentionError> {
+        let d = self.checked_d_model()?;
+        Ok(StepMemory {
+            kv: self.project(memory, 1, 2, "keys/values")?.to_tensor(), // [B, S, 2d]
+            w_q: self.in_proj_weight.narrow(0, 0, d),
+            b_q: self.in_proj_bias.narrow(0, 0, d),
+        })
+    }
+
+    /// `query [B, n, d]` attends over a [`StepMemory`] with `key_padding [B, S]` (1 = masked) →
+    /// `(output [B, n, d], weights [B, H, n, S])`; equals [`attend`](Self::attend) over the same
+    /// memory. For decoding: no gradient flows through the attention.
+    pub fn attend_step(
+        &self,
+        query: &Var,
+        memory: &StepMemory,
+        key_padding: Option<&Tensor>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let d = self.checked_d_model()?;
+        let qs = query.shape();
+        if qs.len() != 3 || qs[2] != d {
+            return Err(shape_error(LAYER, "query", &qs, format!("[B, T, {d}]")));
+        }
+        let (b, n, s) = (qs[0], qs[1], memory.len());
+        if memory.batch() != b {
+            return Err(shape_error(
+                LAYER,
+                "step memory",
+                memory.kv.shape(),
+                format!("[{b}, S, {}]", 2 * d),
+            ));
+        }
+        if let Some(p) = key_padding {
+            if p.shape() != [b, s] {
+                return Err(shape_error(
+                    LAYER,
+                    "key padding mask",
+                    p.shape(),
+                    format!("[{b}, {s}]"),
+                ));
+            }
+        }
+        let q = query.linear(&memory.w_q, Some(&memory.b_q)).to_tensor();
+        let (k, v) = memory.rows();
+        let mask = StepMask {
+            causal_past: None,
+            padding: key_padding.map(Tensor::data),
+        };
+        self.step_heads(q.data(), b, n, k, v, mask)
+    }
+
+    /// Queries `q [B, n, d]` over keys and values where they lie ([`step_attention`]), heads merged
+    /// and projected → `(output [B, n, d], weights [B, H, n, len])`.
+    fn step_heads(
+        &self,
+        q: &[f32],
+        b: usize,
+        n: usize,
+        k: Rows,
+        v: Rows,
+        mask: StepMask,
+    ) -> Result<(Var, Var), AttentionError> {
+        let (d, len) = (self.d_model(), k.len);
+        let scale = 1.0 / ((d / self.heads) as f32).sqrt();
+        let (out, weights) = step_attention(q, b, n, self.heads, k, v, mask, scale);
+        let out = Var::constant(Tensor::from_vec(out, &[b, n, d]));
+        let weights = Var::constant(Tensor::from_vec(weights, &[b, self.heads, n, len]));
+        Ok((self.out_proj.forward(&out), weights))
     }
 }
 

@@ -21,8 +21,9 @@
 //! bias}`, and for learned positions `pos_emb.weight [max_positions, d]`.
 //!
 //! Incremental decoding ([`Seq2Seq::begin`]) keeps, per decoder layer, the self-attention keys and
-//! values of the prefix ([`KvCache`]) and the cross-attention keys and values of the memory,
-//! projected once ([`KvMemory`]): one step costs O(t) instead of recomputing the prefix.
+//! values of the prefix ([`KvCache`](crate::attention::KvCache)) and the cross-attention keys and
+//! values of the memory, projected once ([`StepMemory`](crate::attention::StepMemory)): one step
+//! costs O(t) instead of recomputing the prefix.
 //! [`Transformer::attention_maps`] returns every layer's and head's attention weights.
 
 pub mod decoding;
@@ -31,13 +32,13 @@ pub mod layers;
 use self::decoding::TransformerDecoding;
 use self::layers::{
     dropout, Activation, AttentionPath, DecoderLayer, EncoderLayer, LayerSpec, NormPlacement,
-    SelfAttention, LAYER_NORM_EPS,
+    LAYER_NORM_EPS,
 };
 use super::{Decoding, Seq2Seq};
 use crate::attention::mask::{causal_mask, padding_mask};
 use crate::attention::position::sinusoidal_table;
 use crate::attention::{
-    AttentionError, KvMemory, LearnedPositions, Positions, SinusoidalPositions,
+    AttentionError, KvCache, LearnedPositions, Positions, SinusoidalPositions, StepMemory,
 };
 use crate::config::Config;
 use crate::data::batcher::Batch;
@@ -423,14 +424,7 @@ impl Transformer {
         let (mut decoder_self, mut cross) = (Vec::new(), Vec::new());
         for layer in &self.decoder {
             let memory = layer.project_memory(&enc.memory)?; // [B, H, S, d_h]
-            let out = layer.forward(
-                &x,
-                SelfAttention::Full(&causal),
-                &memory,
-                &enc.padding,
-                path,
-                &mut rng,
-            )?;
+            let out = layer.forward(&x, &causal, &memory, &enc.padding, path, &mut rng)?;
             x = out.x;
             decoder_self.extend(out.self_weights); // [B, H, T, T]
             cross.extend(out.cross_weights); // [B, H, T, S]
@@ -471,8 +465,8 @@ impl Transformer {
         &self,
         prev: &[u32],
         pos: usize,
-        caches: &mut [crate::attention::KvCache],
-        memories: &[KvMemory],
+        caches: &mut [KvCache],
+        memories: &[StepMemory],
         padding: &Tensor,
     ) -> Result<(Var, Var), TransformerError> {
         let rows = prev.len();
@@ -480,14 +474,7 @@ impl Transformer {
         let mut x = self.embed(&self.tgt_emb, prev, rows, 1, pos, &mut None); // [rows, 1, d]
         let mut cross = None;
         for ((layer, cache), memory) in self.decoder.iter().zip(caches).zip(memories) {
-            let out = layer.forward(
-                &x,
-                SelfAttention::Step(cache),
-                memory,
-                padding,
-                AttentionPath::Weights,
-                &mut None,
-            )?;
+            let out = layer.forward_step(&x, cache, memory, padding)?;
             x = out.x;
             cross = out.cross_weights;
         }

@@ -18,4 +18,5 @@ pub mod pool;
 pub mod recurrence;
 pub mod reduce;
 pub mod softmax;
+pub mod step_attention;
 pub mod unary;

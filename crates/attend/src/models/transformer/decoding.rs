@@ -1,9 +1,9 @@
 //! Incremental decoding for the [`Transformer`]: one target position per step.
 //!
 //! ```text
-//! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once   [rows, H, S, d_h]
+//! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once   [rows, S, 2d]
 //! step t: x = tgt_emb(y_{t-1}) · √d + pe[t]                                           [rows, 1, d]
-//!         per layer l: self-attention over cache_l ∪ {x}   (keys/values appended)  [rows, H, t+1, d_h]
+//!         per layer l: self-attention over cache_l ∪ {x}   (keys/values appended)  [t+1, rows, d]
 //!                      cross-attention over (K_l, V_l), source padding masked
 //!         logits = out_proj(decoder.norm(x))                                           [rows, V]
 //! ```
@@ -11,7 +11,7 @@
 //! that recomputes the prefix). `select` reorders every cache, memory and mask row for beam search.
 
 use super::{Transformer, TransformerError};
-use crate::attention::{KvCache, KvMemory};
+use crate::attention::{KvCache, StepMemory};
 use crate::models::{Decoding, StepOutput};
 use tensor::Tensor;
 
@@ -20,8 +20,8 @@ pub struct TransformerDecoding<'a> {
     model: &'a Transformer,
     /// Source padding `[rows, S]`, 1 = pad.
     padding: Tensor,
-    /// Cross-attention keys and values per decoder layer, `[rows, H, S, d_h]`.
-    memories: Vec<KvMemory>,
+    /// Cross-attention keys and values per decoder layer, `[rows, S, 2d]`.
+    memories: Vec<StepMemory>,
     /// Self-attention keys and values of the positions decoded so far, per decoder layer.
     caches: Vec<KvCache>,
     /// Position of the next input token (0 = `<s>`).
@@ -40,7 +40,7 @@ impl<'a> TransformerDecoding<'a> {
         let memories = model
             .decoder
             .iter()
-            .map(|l| l.project_memory(&enc.memory))
+            .map(|l| l.project_step_memory(&enc.memory))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(TransformerDecoding {
             model,

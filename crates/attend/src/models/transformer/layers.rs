@@ -15,7 +15,7 @@
 //! Names under `{prefix}.`: `self_attn.*`, `multihead_attn.*` (decoder), `linear1.{weight [ff, d],
 //! bias}`, `linear2.{weight [d, ff], bias}`, `norm1.*`, `norm2.*`, `norm3.*` (decoder).
 
-use crate::attention::{AttentionError, KvCache, KvMemory, MultiHeadAttention};
+use crate::attention::{AttentionError, KvCache, KvMemory, MultiHeadAttention, StepMemory};
 use crate::nn::{LayerNorm, Linear, Params};
 use tensor::{Rng, Tensor, Var};
 
@@ -240,14 +240,6 @@ impl EncoderLayer {
     }
 }
 
-/// How a decoder layer's self-attention sees the target prefix.
-pub enum SelfAttention<'a> {
-    /// All `T` positions at once (teacher forcing) with this causal mask `[T, T]`.
-    Full(&'a Tensor),
-    /// The newest position(s) only; earlier keys and values come from (and are added to) the cache.
-    Step(&'a mut KvCache),
-}
-
 /// What a decoder layer returns.
 pub struct DecoderOutput {
     /// `[B, T, d]`
@@ -316,13 +308,19 @@ impl DecoderLayer {
         self.multihead_attn.project_memory(memory)
     }
 
-    /// `x [B, T, d]` through the layer; `memory` from [`project_memory`](Self::project_memory),
-    /// `padding [B, S]` its padding mask. Incremental steps always take the plain self-attention
-    /// (over the cache).
+    /// The encoder memory `[B, S, d]` projected for this layer's decoding steps
+    /// ([`forward_step`](Self::forward_step)), once per decode.
+    pub fn project_step_memory(&self, memory: &Var) -> Result<StepMemory, AttentionError> {
+        self.multihead_attn.project_step_memory(memory)
+    }
+
+    /// `x [B, T, d]` through the layer with the causal mask `[T, T]` (teacher forcing); `memory` from
+    /// [`project_memory`](Self::project_memory), `padding [B, S]` its padding mask.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: &Var,
-        self_attention: SelfAttention<'_>,
+        causal: &Tensor,
         memory: &KvMemory,
         padding: &Tensor,
         path: AttentionPath<'_>,
@@ -331,19 +329,15 @@ impl DecoderLayer {
         let (p, norm) = (self.spec.dropout, self.spec.norm);
         let fused = path.fused(&self.spec, rng);
         let mut self_weights = None;
-        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| {
-            let (y, w) = match (self_attention, fused) {
-                (SelfAttention::Full(_), Some(_)) => {
-                    return self.self_attn.self_attend_fused(h, true, None)
-                }
-                (SelfAttention::Full(causal), None) => {
+        let x = residual(x, &self.norm1, norm, p, rng, |h, rng| match fused {
+            Some(_) => self.self_attn.self_attend_fused(h, true, None),
+            None => {
+                let (y, w) =
                     self.self_attn
-                        .forward(h, h, None, Some(causal), rng.as_deref_mut())?
-                }
-                (SelfAttention::Step(cache), _) => self.self_attn.forward_step(h, cache)?,
-            };
-            self_weights = Some(w);
-            Ok(y)
+                        .forward(h, h, None, Some(causal), rng.as_deref_mut())?;
+                self_weights = Some(w);
+                Ok(y)
+            }
         })?;
         let mut cross_weights = None;
         let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| match fused {
@@ -361,6 +355,39 @@ impl DecoderLayer {
                 cross_weights = Some(w);
                 Ok(y)
             }
+        })?;
+        let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
+            Ok(self.ff.forward(h, p, rng))
+        })?;
+        Ok(DecoderOutput {
+            x,
+            self_weights,
+            cross_weights,
+        })
+    }
+
+    /// The newest position(s) `x [B, n, d]` through the layer (decoding, no dropout): earlier keys
+    /// and values come from (and are added to) `cache`; `memory` from
+    /// [`project_step_memory`](Self::project_step_memory), `padding [B, S]` its padding mask.
+    pub fn forward_step(
+        &self,
+        x: &Var,
+        cache: &mut KvCache,
+        memory: &StepMemory,
+        padding: &Tensor,
+    ) -> Result<DecoderOutput, AttentionError> {
+        let (p, norm, rng) = (self.spec.dropout, self.spec.norm, &mut None);
+        let mut self_weights = None;
+        let x = residual(x, &self.norm1, norm, p, rng, |h, _| {
+            let (y, w) = self.self_attn.forward_step(h, cache)?;
+            self_weights = Some(w);
+            Ok(y)
+        })?;
+        let mut cross_weights = None;
+        let x = residual(&x, &self.norm2, norm, p, rng, |h, _| {
+            let (y, w) = self.multihead_attn.attend_step(h, memory, Some(padding))?;
+            cross_weights = Some(w);
+            Ok(y)
         })?;
         let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
             Ok(self.ff.forward(h, p, rng))
