@@ -1,5 +1,5 @@
 //! Decoding-step attention against a float64 reference on random shapes: keys and values read
-//! time-major and batch-major (with an offset, as keys and values side by side), causal offsets,
+//! time-major (strided) and batch-major (with an offset, as keys and values side by side), causal offsets,
 //! padding with a fully masked batch row, one thread's batch and several threads' worth; weights are
 //! distributions over the visible keys.
 

@@ -17,7 +17,7 @@
 //! `{prefix}.out_proj.weight [d, d]`, `{prefix}.out_proj.bias [d]`.
 //!
 //! Incremental decoding: [`forward_step`](MultiHeadAttention::forward_step) projects only the new
-//! positions and appends their keys and values to a [`KvCache`] (time-major `[t, B, d]`, in
+//! positions and appends their keys and values to a [`KvCache`] (`[B, t, d]`, written in
 //! place), so that a decoder step costs O(t), not O(t²);
 //! [`project_step_memory`](MultiHeadAttention::project_step_memory) projects the encoder memory
 //! once for cross-attention ([`StepMemory`]) and [`attend_step`](MultiHeadAttention::attend_step)
@@ -79,10 +79,11 @@ impl KvMemory {
     }
 }
 
-/// The keys and values of the positions decoded so far, for one self-attention layer: time-major
-/// `[t, B, d]` buffers (the heads side by side in `d`), so that a step appends its `B·d` keys and
-/// values in place (amortised O(1); re-concatenating `[B, H, t, d_h]` tensors copied the whole
-/// cache at every step) and [`step_attention`] reads them where they lie.
+/// The keys and values of the positions decoded so far, for one self-attention layer: `[B, cap, d]`
+/// buffers (the heads side by side in `d`) of which the first `t` positions of every batch row are
+/// filled, so that a step writes its keys and values in place (re-concatenating `[B, H, t, d_h]`
+/// tensors copied the whole cache at every step) and [`step_attention`] reads each batch row's keys
+/// contiguously. The capacity doubles when full (amortised O(1) per position).
 #[derive(Clone, Default)]
 pub struct KvCache {
     k: Vec<f32>,
@@ -91,6 +92,8 @@ pub struct KvCache {
     batch: usize,
     d: usize,
     len: usize,
+    /// Positions each batch row has room for.
+    cap: usize,
 }
 
 impl KvCache {
@@ -112,7 +115,7 @@ impl KvCache {
         if self.is_empty() {
             return Ok(());
         }
-        let (batch, d) = (self.batch, self.d);
+        let batch = self.batch;
         if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
             return Err(AttentionError::Row {
                 layer: "KvCache::select_rows",
@@ -120,12 +123,11 @@ impl KvCache {
                 batch,
             });
         }
+        let block = self.cap * self.d;
         let pick = |x: &[f32]| -> Vec<f32> {
-            let mut out = Vec::with_capacity(self.len * rows.len() * d);
-            for t in x.chunks_exact(batch * d) {
-                for &r in rows {
-                    out.extend_from_slice(&t[r as usize * d..(r as usize + 1) * d]);
-                }
+            let mut out = Vec::with_capacity(rows.len() * block);
+            for &r in rows {
+                out.extend_from_slice(&x[r as usize * block..(r as usize + 1) * block]);
             }
             out
         };
@@ -156,26 +158,44 @@ impl KvCache {
             ));
         }
         (self.batch, self.d) = (batch, d);
-        self.k.reserve(n * batch * d);
-        self.v.reserve(n * batch * d);
-        for i in 0..n {
-            for b in 0..batch {
+        if self.len + n > self.cap {
+            self.grow((self.len + n).max(2 * self.cap).max(16));
+        }
+        for b in 0..batch {
+            for i in 0..n {
                 let row = &qkv[(b * n + i) * 3 * d..(b * n + i + 1) * 3 * d];
-                self.k.extend_from_slice(&row[d..2 * d]);
-                self.v.extend_from_slice(&row[2 * d..]);
+                let at = (b * self.cap + self.len + i) * d;
+                self.k[at..at + d].copy_from_slice(&row[d..2 * d]);
+                self.v[at..at + d].copy_from_slice(&row[2 * d..]);
             }
         }
         self.len += n;
         Ok(())
     }
 
-    /// The cached keys and values as [`Rows`] (position `j` of batch row `b` at `(j·B + b)·d`).
+    /// Re-lays the buffers out with room for `cap` positions per batch row.
+    fn grow(&mut self, cap: usize) {
+        let (old, d, len) = (self.cap, self.d, self.len);
+        let relay = |x: &[f32]| -> Vec<f32> {
+            let mut out = vec![0.0; self.batch * cap * d];
+            for b in 0..self.batch {
+                out[b * cap * d..(b * cap + len) * d]
+                    .copy_from_slice(&x[b * old * d..(b * old + len) * d]);
+            }
+            out
+        };
+        self.k = relay(&self.k);
+        self.v = relay(&self.v);
+        self.cap = cap;
+    }
+
+    /// The cached keys and values as [`Rows`] (position `j` of batch row `b` at `(b·cap + j)·d`).
     fn rows(&self) -> (Rows<'_>, Rows<'_>) {
         let rows = |data| Rows {
             data,
             offset: 0,
-            batch_stride: self.d,
-            pos_stride: self.batch * self.d,
+            batch_stride: self.cap * self.d,
+            pos_stride: self.d,
             len: self.len,
         };
         (rows(&self.k), rows(&self.v))

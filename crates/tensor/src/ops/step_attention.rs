@@ -9,9 +9,9 @@
 //!
 //! Shapes: queries `[B, n, d]` row-major with `d = H·d_h`, head `h` in columns `h·d_h..(h+1)·d_h`;
 //! keys and values are `len` positions per batch row, each a row of `d` floats at
-//! `offset + b·batch_stride + j·pos_stride` ([`Rows`]): an incremental decoder's cache is kept
-//! time-major (`[t, B, d]`, appended to in place) and a projected encoder memory batch-major
-//! (`[B, S, 2d]`, keys and values side by side), and both are read where they lie. Output
+//! `offset + b·batch_stride + j·pos_stride` ([`Rows`]): an incremental decoder's cache is kept with
+//! room to grow (`[B, capacity, d]`, written in place) and a projected encoder memory as
+//! `[B, S, 2d]` (keys and values side by side), and both are read where they lie. Output
 //! `[B, n, d]` (heads merged, ready for the output projection) and the weights `[B, H, n, len]`.
 //!
 //! Visibility: with `causal_past = Some(p)` query `i` sees keys `j ≤ p + i` (the `n` queries are
