@@ -94,16 +94,17 @@ pub fn greedy_with_limits(
     })
 }
 
-/// Index and value of the largest element (the first one on ties; NaNs are never chosen unless
-/// every element is NaN, then index 0).
-///
-/// Two passes that vectorize, the maximum over 16 lanes then the first position holding it (as one
-/// compare-and-branch loop, the argmax over 8000 logits was 4–7 % of greedy decoding).
+/// Index and value of the largest element (the first one on ties; NaNs are never chosen: a row of
+/// −∞ and NaN gives its first −∞, a row of NaN index 0). One vectorized pass
+/// ([`tensor::kernels::math::argmax`]): as a compare-and-branch loop, the argmax over 8000 logits
+/// was 4–7 % of greedy decoding.
 pub fn argmax(row: &[f32]) -> (u32, f32) {
-    let max = tensor::kernels::math::max(row);
-    match row.iter().position(|&x| x == max) {
-        Some(i) => (i as u32, max),
-        None => (0, row.first().copied().unwrap_or(f32::NAN)),
+    match tensor::kernels::math::argmax(row) {
+        Some((i, x)) => (i as u32, x),
+        None => match row.iter().position(|x| !x.is_nan()) {
+            Some(i) => (i as u32, row[i]),
+            None => (0, row.first().copied().unwrap_or(f32::NAN)),
+        },
     }
 }
 
@@ -151,5 +152,16 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, 2.0, 5.0, f32::NAN]), (2, 5.0));
         let (i, v) = argmax(&[f32::NAN; 20]);
         assert!(i == 0 && v.is_nan());
+        let mut row = [f32::NAN; 40];
+        row[33] = -inf;
+        row[35] = -inf;
+        assert_eq!(argmax(&row), (33, -inf));
+        // The same largest value in several lanes and in the tail: the first index wins.
+        let mut row = [0.0f32; 37];
+        for i in [20, 4, 36] {
+            row[i] = 2.0;
+        }
+        assert_eq!(argmax(&row), (4, 2.0));
+        assert_eq!(argmax(&[]).0, 0);
     }
 }

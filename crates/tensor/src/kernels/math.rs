@@ -216,6 +216,39 @@ pub fn max(xs: &[f32]) -> f32 {
 }
 
 simd_fn! {
+    /// Index and value of the largest element, the first one on ties (`None` when no element is
+    /// larger than −∞: empty, all −∞ or NaN). One pass over 16 lanes, each keeping its largest value
+    /// and where it was; NaNs are never chosen.
+    pub fn argmax(xs: &[f32]) -> Option<(usize, f32)> {
+        const W: usize = 16;
+        let mut best = [f32::NEG_INFINITY; W];
+        let mut at = [usize::MAX; W];
+        let chunks = xs.chunks_exact(W);
+        let rest = chunks.remainder();
+        for (c, chunk) in chunks.enumerate() {
+            for (l, &x) in chunk.iter().enumerate() {
+                if x > best[l] {
+                    best[l] = x;
+                    at[l] = c * W + l;
+                }
+            }
+        }
+        let mut found: Option<(usize, f32)> = None;
+        let tail = (xs.len() - rest.len()..xs.len()).zip(rest.iter().copied());
+        for (i, x) in at.into_iter().zip(best).chain(tail) {
+            let better = match found {
+                None => x > f32::NEG_INFINITY,
+                Some((j, y)) => x > y || (x == y && i < j),
+            };
+            if better {
+                found = Some((i, x));
+            }
+        }
+        found
+    }
+}
+
+simd_fn! {
     /// `x ← e^{x − shift}` element-wise; returns `Σ e^{x − shift}` (a softmax row's denominator).
     pub fn exp_shifted_sum(xs: &mut [f32], shift: f32) -> f32 {
         let mut acc = [0.0f32; 16];
