@@ -1,9 +1,9 @@
 //! Decoding-step attention against a float64 reference on random shapes: keys and values read
-//! time-major (strided) and batch-major (with an offset, as keys and values side by side), causal offsets,
-//! padding with a fully masked batch row, one thread's batch and several threads' worth; weights are
-//! distributions over the visible keys.
+//! time-major (strided), batch-major (with an offset, as keys and values side by side) and keys
+//! transposed per head; causal offsets, padding with a fully masked batch row, one thread's batch
+//! and several threads' worth; weights are distributions over the visible keys.
 
-use tensor::ops::step_attention::{step_attention, Rows, StepMask};
+use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask};
 use tensor::Rng;
 
 /// Plain float64 attention: `(out [B, n, d], weights [B, H, n, len])` with `visible(b, i, j)`.
@@ -97,7 +97,16 @@ fn time_major_cache_with_causal_offsets_matches_f64() {
             padding: None,
         };
         let scale = 1.0 / (dh as f32).sqrt();
-        let (out, w) = step_attention(&q, batch, n, heads, rows(&kd), rows(&vd), mask, scale);
+        let (out, w) = step_attention(
+            &q,
+            batch,
+            n,
+            heads,
+            Keys::Rows(rows(&kd)),
+            rows(&vd),
+            mask,
+            scale,
+        );
         let at = |data: &Vec<f32>| {
             let data = data.clone();
             move |b: usize, j: usize| data[(j * batch + b) * d..][..d].to_vec()
@@ -139,7 +148,21 @@ fn batch_major_memory_with_padding_matches_f64_and_rows_are_distributions() {
         causal_past: None,
         padding: Some(&padding),
     };
-    let (out, w) = step_attention(&q, batch, n, heads, rows(0), rows(d), mask, 0.3);
+    let (out, w) = step_attention(&q, batch, n, heads, Keys::Rows(rows(0)), rows(d), mask, 0.3);
+    // The same keys transposed per head, [B, H, d_h, len].
+    let mut kt = vec![0.0f32; batch * d * len];
+    for b in 0..batch {
+        for h in 0..heads {
+            for x in 0..dh {
+                for j in 0..len {
+                    kt[((b * heads + h) * dh + x) * len + j] =
+                        kv[(b * len + j) * 2 * d + h * dh + x];
+                }
+            }
+        }
+    }
+    let transposed = Keys::Transposed { data: &kt, len };
+    let (out_t, w_t) = step_attention(&q, batch, n, heads, transposed, rows(d), mask, 0.3);
     let at = |offset: usize| {
         let kv = kv.clone();
         move |b: usize, j: usize| kv[(b * len + j) * 2 * d + offset..][..d].to_vec()
@@ -154,6 +177,8 @@ fn batch_major_memory_with_padding_matches_f64_and_rows_are_distributions() {
     );
     assert_close("out", &out, &want_out);
     assert_close("weights", &w, &want_w);
+    assert_close("out (transposed keys)", &out_t, &want_out);
+    assert_close("weights (transposed keys)", &w_t, &want_w);
     for (r, row) in w.chunks(len).enumerate() {
         let b = r / (heads * n);
         let sum: f32 = row.iter().sum();

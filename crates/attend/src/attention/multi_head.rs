@@ -37,8 +37,9 @@ use crate::attention::mask::{combine, key_padding_broadcast};
 use crate::attention::scaled_dot::{attention_weights, weighted_values};
 use crate::attention::{shape_error, AttentionError};
 use crate::nn::{Linear, Params};
+use tensor::kernels::transpose::transpose;
 use tensor::ops::flash_attention::flash_attention;
-use tensor::ops::step_attention::{step_attention, Rows, StepMask};
+use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask};
 use tensor::{Rng, Tensor, Var};
 
 const LAYER: &str = "multi-head attention";
@@ -190,7 +191,7 @@ impl KvCache {
     }
 
     /// The cached keys and values as [`Rows`] (position `j` of batch row `b` at `(b·cap + j)·d`).
-    fn rows(&self) -> (Rows<'_>, Rows<'_>) {
+    fn rows(&self) -> (Keys<'_>, Rows<'_>) {
         let rows = |data| Rows {
             data,
             offset: 0,
@@ -198,16 +199,18 @@ impl KvCache {
             pos_stride: self.d,
             len: self.len,
         };
-        (rows(&self.k), rows(&self.v))
+        (Keys::Rows(rows(&self.k)), rows(&self.v))
     }
 }
 
-/// The encoder memory projected once per decode for one cross-attention layer: `kv [B, S, 2d]`
-/// (keys in the first `d` columns of each row, values in the last `d`), read by every decoding
-/// step where it lies, and the query rows of the input projection sliced once (`w_q [d, d]`,
-/// `b_q [d]`) instead of at every step.
+/// The encoder memory projected once per decode for one cross-attention layer: the keys transposed
+/// per head, `kt [B, H, d_h, S]` (a query's scores are then vector loops over `S`), the values in
+/// `kv [B, S, 2d]` (keys in the first `d` columns of each row, values in the last `d`), both read by
+/// every decoding step where they lie; and the query rows of the input projection sliced once
+/// (`w_q [d, d]`, `b_q [d]`) instead of at every step.
 #[derive(Clone)]
 pub struct StepMemory {
+    kt: Tensor,
     kv: Tensor,
     w_q: Var,
     b_q: Var,
@@ -240,23 +243,28 @@ impl StepMemory {
         }
         let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
         Ok(StepMemory {
+            kt: self.kt.select_rows(&rows),
             kv: self.kv.select_rows(&rows),
             w_q: self.w_q.clone(),
             b_q: self.b_q.clone(),
         })
     }
 
-    /// Keys and values as [`Rows`].
-    fn rows(&self) -> (Rows<'_>, Rows<'_>) {
+    /// The transposed keys and the values.
+    fn rows(&self) -> (Keys<'_>, Rows<'_>) {
         let (s, d2) = (self.len(), self.kv.dim(2));
-        let rows = |offset| Rows {
+        let keys = Keys::Transposed {
+            data: self.kt.data(),
+            len: s,
+        };
+        let values = Rows {
             data: self.kv.data(),
-            offset,
+            offset: d2 / 2,
             batch_stride: s * d2,
             pos_stride: d2,
             len: s,
         };
-        (rows(0), rows(d2 / 2))
+        (keys, values)
     }
 }
 
@@ -529,8 +537,25 @@ impl MultiHeadAttention {
     /// ([`attend_step`](Self::attend_step)).
     pub fn project_step_memory(&self, memory: &Var) -> Result<StepMemory, AttentionError> {
         let d = self.checked_d_model()?;
+        let kv = self.project(memory, 1, 2, "keys/values")?.to_tensor(); // [B, S, 2d]
+        let (b, len, heads) = (kv.dim(0), kv.dim(1), self.heads);
+        let dh = d / heads;
+        // kt[b, h, x, j] = kv[b, j, h·d_h + x]
+        let mut kt = vec![0.0f32; b * d * len];
+        if len > 0 {
+            for (rows, kt_b) in kv
+                .data()
+                .chunks_exact(len * 2 * d)
+                .zip(kt.chunks_exact_mut(d * len))
+            {
+                for (h, kt_bh) in kt_b.chunks_exact_mut(dh * len).enumerate() {
+                    transpose(&rows[h * dh..], 2 * d, len, dh, kt_bh, len);
+                }
+            }
+        }
         Ok(StepMemory {
-            kv: self.project(memory, 1, 2, "keys/values")?.to_tensor(), // [B, S, 2d]
+            kt: Tensor::from_vec(kt, &[b, heads, dh, len]),
+            kv,
             w_q: self.in_proj_weight.narrow(0, 0, d),
             b_q: self.in_proj_bias.narrow(0, 0, d),
         })
@@ -585,11 +610,11 @@ impl MultiHeadAttention {
         q: &[f32],
         b: usize,
         n: usize,
-        k: Rows,
+        k: Keys,
         v: Rows,
         mask: StepMask,
     ) -> Result<(Var, Var), AttentionError> {
-        let (d, len) = (self.d_model(), k.len);
+        let (d, len) = (self.d_model(), k.len());
         let scale = 1.0 / ((d / self.heads) as f32).sqrt();
         let (out, weights) = step_attention(q, b, n, self.heads, k, v, mask, scale);
         let out = Var::constant(Tensor::from_vec(out, &[b, n, d]));

@@ -54,6 +54,40 @@ impl Rows<'_> {
     }
 }
 
+/// Where the keys lie: as [`Rows`], or transposed per batch row and head.
+#[derive(Clone, Copy, Debug)]
+pub enum Keys<'a> {
+    Rows(Rows<'a>),
+    /// `[B, H, d_h, len]` contiguous: a query's scores are then one vector loop over the keys per
+    /// component of `q` (no horizontal sum per key) — for keys that are read at every step, such as
+    /// a projected encoder memory, transposed once per decode.
+    Transposed {
+        data: &'a [f32],
+        len: usize,
+    },
+}
+
+impl Keys<'_> {
+    /// Positions per batch row.
+    pub fn len(&self) -> usize {
+        match self {
+            Keys::Rows(r) => r.len,
+            Keys::Transposed { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn fits(&self, batch: usize, d: usize) -> bool {
+        match self {
+            Keys::Rows(r) => r.fits(batch, d),
+            Keys::Transposed { data, len } => data.len() >= batch * d * len,
+        }
+    }
+}
+
 /// Which keys each query sees (see the module doc).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepMask<'a> {
@@ -71,7 +105,7 @@ pub fn step_attention(
     batch: usize,
     n: usize,
     heads: usize,
-    keys: Rows,
+    keys: Keys,
     values: Rows,
     mask: StepMask,
     scale: f32,
@@ -81,7 +115,7 @@ pub fn step_attention(
         "step_attention: heads, queries"
     );
     let d = q.len().checked_div(batch * n).unwrap_or(0);
-    let len = keys.len;
+    let len = keys.len();
     assert!(
         d.is_multiple_of(heads)
             && values.len == len
@@ -102,6 +136,8 @@ pub fn step_attention(
             for h in 0..heads {
                 let head = Head {
                     b,
+                    h,
+                    heads,
                     col: h * dh,
                     dh,
                     end,
@@ -139,6 +175,8 @@ pub fn step_attention(
 #[derive(Clone, Copy)]
 struct Head {
     b: usize,
+    h: usize,
+    heads: usize,
     /// First column of the head, `h·d_h`.
     col: usize,
     dh: usize,
@@ -151,7 +189,7 @@ simd_fn! {
     /// is seen).
     fn one_head(
         q: &[f32],
-        keys: Rows,
+        keys: Keys,
         values: Rows,
         pad: Option<&[f32]>,
         head: Head,
@@ -159,13 +197,33 @@ simd_fn! {
         w: &mut [f32],
         o: &mut [f32],
     ) {
-        let Head { b, col, dh, end } = head;
+        let Head { b, h, heads, col, dh, end } = head;
         let visible = |j: usize| pad.is_none_or(|p| p[j] == 0.0);
         let mut max = f32::NEG_INFINITY;
-        for (j, s) in w[..end].iter_mut().enumerate() {
-            if visible(j) {
-                *s = scale * dot(q, &keys.row(b, j, col + dh)[col..]);
-                max = max.max(*s);
+        match keys {
+            Keys::Rows(keys) => {
+                for (j, s) in w[..end].iter_mut().enumerate() {
+                    if visible(j) {
+                        *s = scale * dot(q, &keys.row(b, j, col + dh)[col..]);
+                        max = max.max(*s);
+                    }
+                }
+            }
+            Keys::Transposed { data, len } => {
+                let kt = &data[(b * heads + h) * dh * len..(b * heads + h + 1) * dh * len];
+                for (&qx, row) in q.iter().zip(kt.chunks_exact(len)) {
+                    for (s, &k) in w[..end].iter_mut().zip(row) {
+                        *s += qx * k;
+                    }
+                }
+                for (j, s) in w[..end].iter_mut().enumerate() {
+                    if visible(j) {
+                        *s *= scale;
+                        max = max.max(*s);
+                    } else {
+                        *s = 0.0;
+                    }
+                }
             }
         }
         if max == f32::NEG_INFINITY {
