@@ -32,7 +32,9 @@ pub fn matmul(
     let par = parallelism(m, k, n);
     if !trans_a && trans_b && takes_few_rows_path(m, k, n) {
         let start = if accumulate { Start::Dst } else { Start::Zero };
-        return few_rows_wide_transposed(c, a, b, m, k, n, start, par);
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        // SAFETY: c holds m·n floats (asserted), borrowed exclusively; a and b are long enough.
+        return unsafe { few_rows_transposed(c.as_mut_ptr(), a, b, m, k, n, start, par) };
     }
     matmul_with(c, a, b, m, k, n, trans_a, trans_b, accumulate, par);
 }
@@ -52,7 +54,7 @@ pub fn linear(x: &[f32], w: &[f32], bias: &[f32], rows: usize, k: usize, n: usiz
         let mut y = Vec::with_capacity(rows * n);
         // SAFETY: the capacity holds rows·n floats, every one of which is written (Start::Bias).
         unsafe {
-            few_rows_into(y.as_mut_ptr(), x, w, rows, k, n, Start::Bias(bias), par);
+            few_rows_transposed(y.as_mut_ptr(), x, w, rows, k, n, Start::Bias(bias), par);
             y.set_len(rows * n);
         }
         return y;
@@ -70,17 +72,17 @@ fn parallelism(m: usize, k: usize, n: usize) -> Parallelism {
     }
 }
 
-/// At most this many rows take [`few_rows_wide_transposed`].
+/// At most this many rows take [`few_rows_transposed`].
 const FEW_ROWS: usize = 128;
 
-/// Whether `[m, k] · [n, k]ᵀ` takes [`few_rows_wide_transposed`]: few rows (but whole register
+/// Whether `[m, k] · [n, k]ᵀ` takes [`few_rows_transposed`]: few rows (but whole register
 /// tiles' worth: a product with one row is a matrix-vector product, which the gemm crate does
 /// without packing), at least as many columns and at least [`COLS`]/4.
 fn takes_few_rows_path(m: usize, k: usize, n: usize) -> bool {
     (8..=FEW_ROWS).contains(&m) && n >= m.max(COLS / 4) && k > 0
 }
 
-/// What the destination of [`few_rows_wide_transposed`] starts from before the product is added.
+/// What the destination of [`few_rows_transposed`] starts from before the product is added.
 #[derive(Clone, Copy)]
 enum Start<'a> {
     /// Nothing: `c = a · bᵀ`.
@@ -91,7 +93,7 @@ enum Start<'a> {
     Bias(&'a [f32]),
 }
 
-/// Columns of c computed per block of [`few_rows_wide_transposed`] (a block of cᵀ, `COLS × m`
+/// Columns of c computed per block of [`few_rows_transposed`] (a block of cᵀ, `COLS × m`
 /// floats, stays in the L1/L2 caches between the product and the transpose back).
 const COLS: usize = 512;
 
@@ -103,29 +105,12 @@ const COLS: usize = 512;
 /// cᵀ would be 2 MB at 64 × 8000: an extra trip through memory for c and for cᵀ). Measured at 64
 /// rows (`k, n` = 256…1024, 8000): 1.1–1.6× the row-major product's speed on one thread, 1.4–2.5×
 /// on two.
-#[allow(clippy::too_many_arguments)]
-fn few_rows_wide_transposed(
-    c: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    m: usize,
-    k: usize,
-    n: usize,
-    start: Start,
-    par: Parallelism,
-) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    // SAFETY: c holds m·n floats (asserted), borrowed exclusively.
-    unsafe { few_rows_into(c.as_mut_ptr(), a, b, m, k, n, start, par) }
-}
-
-/// [`few_rows_wide_transposed`] into `m·n` floats at `c`.
 ///
 /// # Safety
 /// `c` is writable for `m·n` floats (readable too, and initialised, with [`Start::Dst`]) and not
 /// accessed elsewhere meanwhile; `a` and `b` hold `m·k` and `n·k` floats.
 #[allow(clippy::too_many_arguments)]
-unsafe fn few_rows_into(
+unsafe fn few_rows_transposed(
     c: *mut f32,
     a: &[f32],
     b: &[f32],
@@ -150,7 +135,7 @@ unsafe fn few_rows_into(
         for j0 in (first..end).step_by(COLS) {
             let nj = COLS.min(end - j0);
             let ct = &mut ct[..nj * m];
-            // SAFETY (the three blocks below): c holds m rows of n (assert above) and this block
+            // SAFETY (the three blocks below): c holds m rows of n (the contract) and this block
             // alone reads and writes its columns j0..j0 + nj; b holds the nj rows j0.. it reads.
             match start {
                 Start::Zero => {}
@@ -197,7 +182,7 @@ unsafe fn few_rows_into(
     }
 }
 
-/// A pointer to c that the threads of [`few_rows_wide_transposed`] share, each writing its own
+/// A pointer to c that the threads of [`few_rows_transposed`] share, each writing its own
 /// columns.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -209,7 +194,7 @@ impl SendPtr {
     }
 }
 
-// SAFETY: the threads write disjoint elements (see few_rows_wide_transposed).
+// SAFETY: the threads write disjoint elements (see few_rows_transposed).
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 

@@ -356,14 +356,7 @@ impl DecoderLayer {
                 Ok(y)
             }
         })?;
-        let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
-            Ok(self.ff.forward(h, p, rng))
-        })?;
-        Ok(DecoderOutput {
-            x,
-            self_weights,
-            cross_weights,
-        })
+        self.feed_forward(&x, self_weights, cross_weights, rng)
     }
 
     /// The newest position(s) `x [B, n, d]` through the layer (decoding, no dropout): earlier keys
@@ -389,7 +382,19 @@ impl DecoderLayer {
             cross_weights = Some(w);
             Ok(y)
         })?;
-        let x = residual(&x, &self.norm3, norm, p, rng, |h, rng| {
+        self.feed_forward(&x, self_weights, cross_weights, rng)
+    }
+
+    /// The feed-forward sublayer, the last of a decoder layer, and the layer's output.
+    fn feed_forward(
+        &self,
+        x: &Var,
+        self_weights: Option<Var>,
+        cross_weights: Option<Var>,
+        rng: &mut Option<&mut Rng>,
+    ) -> Result<DecoderOutput, AttentionError> {
+        let (p, norm) = (self.spec.dropout, self.spec.norm);
+        let x = residual(x, &self.norm3, norm, p, rng, |h, rng| {
             Ok(self.ff.forward(h, p, rng))
         })?;
         Ok(DecoderOutput {
