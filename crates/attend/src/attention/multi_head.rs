@@ -17,7 +17,7 @@
 //! `{prefix}.out_proj.weight [d, d]`, `{prefix}.out_proj.bias [d]`.
 //!
 //! Incremental decoding: [`forward_step`](MultiHeadAttention::forward_step) projects only the new
-//! positions and appends their keys and values to a [`KvCache`] (`[B, t, d]`, written in
+//! positions and appends their keys and values to a [`KvCache`] (`[B, capacity, d]`, written in
 //! place), so that a decoder step costs O(t), not O(t²);
 //! [`project_step_memory`](MultiHeadAttention::project_step_memory) projects the encoder memory
 //! once for cross-attention ([`StepMemory`]) and [`attend_step`](MultiHeadAttention::attend_step)
@@ -116,14 +116,7 @@ impl KvCache {
         if self.is_empty() {
             return Ok(());
         }
-        let batch = self.batch;
-        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
-            return Err(AttentionError::Row {
-                layer: "KvCache::select_rows",
-                row: row as usize,
-                batch,
-            });
-        }
+        check_rows("KvCache::select_rows", rows, self.batch)?;
         let block = self.cap * self.d;
         let pick = |x: &[f32]| -> Vec<f32> {
             let mut out = Vec::with_capacity(rows.len() * block);
@@ -233,14 +226,7 @@ impl StepMemory {
 
     /// Rows `rows` of the batch (repeats allowed; beam search expands and reorders hypotheses so).
     pub fn select_rows(&self, rows: &[u32]) -> Result<StepMemory, AttentionError> {
-        let batch = self.batch();
-        if let Some(&row) = rows.iter().find(|&&r| r as usize >= batch) {
-            return Err(AttentionError::Row {
-                layer: "StepMemory::select_rows",
-                row: row as usize,
-                batch,
-            });
-        }
+        check_rows("StepMemory::select_rows", rows, self.batch())?;
         let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
         Ok(StepMemory {
             kt: self.kt.select_rows(&rows),
@@ -620,6 +606,18 @@ impl MultiHeadAttention {
         let out = Var::constant(Tensor::from_vec(out, &[b, n, d]));
         let weights = Var::constant(Tensor::from_vec(weights, &[b, self.heads, n, len]));
         Ok((self.out_proj.forward(&out), weights))
+    }
+}
+
+/// Every row of `rows` is a row of a batch of `batch` (beam search selects rows of the current batch).
+fn check_rows(layer: &'static str, rows: &[u32], batch: usize) -> Result<(), AttentionError> {
+    match rows.iter().find(|&&r| r as usize >= batch) {
+        Some(&row) => Err(AttentionError::Row {
+            layer,
+            row: row as usize,
+            batch,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -362,7 +362,7 @@ pub fn extend(obj: &mut Map<String, Value>, more: Value) {
     }
 }
 
-/// Compilers seen before the timed region (`before`) or now, sorted and deduplicated.
+/// `x` rounded to one decimal (the JSON's MB fields).
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }

@@ -1,9 +1,11 @@
 //! Incremental decoding for the [`Transformer`]: one target position per step.
 //!
 //! ```text
-//! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once   [rows, S, 2d]
+//! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once
+//!         (K_l transposed per head [rows, H, d_h, S], V_l in [rows, S, 2d])
 //! step t: x = tgt_emb(y_{t-1}) · √d + pe[t]                                           [rows, 1, d]
-//!         per layer l: self-attention over cache_l ∪ {x}   (keys/values appended)  [t+1, rows, d]
+//!         per layer l: self-attention over cache_l ∪ {x}   (keys/values written in place)
+//!                      cache_l: [rows, capacity ≥ t+1, d]
 //!                      cross-attention over (K_l, V_l), source padding masked
 //!         logits = out_proj(decoder.norm(x))                                           [rows, V]
 //! ```
@@ -20,7 +22,7 @@ pub struct TransformerDecoding<'a> {
     model: &'a Transformer,
     /// Source padding `[rows, S]`, 1 = pad.
     padding: Tensor,
-    /// Cross-attention keys and values per decoder layer, `[rows, S, 2d]`.
+    /// Cross-attention keys and values per decoder layer, projected once.
     memories: Vec<StepMemory>,
     /// Self-attention keys and values of the positions decoded so far, per decoder layer.
     caches: Vec<KvCache>,

@@ -316,7 +316,6 @@ impl DecoderLayer {
 
     /// `x [B, T, d]` through the layer with the causal mask `[T, T]` (teacher forcing); `memory` from
     /// [`project_memory`](Self::project_memory), `padding [B, S]` its padding mask.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         x: &Var,
