@@ -517,8 +517,9 @@ fn parameters_have_pytorch_names_and_bad_configurations_are_errors() {
 }
 
 /// The fused path (flash kernel, no weights) equals the plain layer ops on random shapes — odd
-/// sizes, one position, padded keys, causal self-attention — forward and backward (the gradients
-/// of the inputs and of all four parameters).
+/// sizes, one position, padded keys, causal self-attention, with and without dropout on the
+/// weights (the same seed drops the same weights on both paths) — forward and backward (the
+/// gradients of the inputs and of all four parameters).
 #[test]
 fn fused_path_equals_the_plain_path_forward_and_backward() {
     let mut rng = Rng::new(4242);
@@ -528,7 +529,8 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
         (1, 13, 13, 16, 4),
         (4, 6, 1, 6, 1),
     ] {
-        let l = random_layer(d, heads, &mut rng);
+        let mut l = random_layer(d, heads, &mut rng);
+        l.dropout = 0.3;
         let q0 = Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng);
         let m0 = Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng);
         let (pad, lens) = random_padding(b, s, &mut rng);
@@ -539,21 +541,25 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
             l.out_proj.weight.clone(),
             l.out_proj.bias.clone().unwrap(),
         ];
-        // Runs one path and returns its output and the gradients of [query, memory, params…].
-        let run = |fused: bool, cross: bool| {
+        // Runs one path and returns its output and the gradients of [query, memory, params…];
+        // `dropout`: the seed of the dropout rng (training), or no dropout.
+        let run = |fused: bool, cross: bool, dropout: Option<u64>| {
             for p in &params {
                 p.zero_grad();
             }
+            let mut rng = dropout.map(Rng::new);
+            let rng = rng.as_mut();
             let (q, m) = (param(q0.clone()), param(m0.clone()));
             let out = match (cross, fused) {
                 (true, true) => {
                     let memory = l.project_memory(&m).unwrap();
-                    l.attend_fused(&q, &memory, false, Some(&lens)).unwrap()
+                    l.attend_fused(&q, &memory, false, Some(&lens), rng)
+                        .unwrap()
                 }
-                (true, false) => l.forward(&q, &m, Some(&pad), None, None).unwrap().0,
-                (false, true) => l.self_attend_fused(&q, true, None).unwrap(),
+                (true, false) => l.forward(&q, &m, Some(&pad), None, rng).unwrap().0,
+                (false, true) => l.self_attend_fused(&q, true, None, rng).unwrap(),
                 (false, false) => {
-                    l.forward(&q, &q, None, Some(&causal_mask(t)), None)
+                    l.forward(&q, &q, None, Some(&causal_mask(t)), rng)
                         .unwrap()
                         .0
                 }
@@ -566,10 +572,16 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
             grads.extend(params.iter().map(grad));
             (out.to_tensor(), grads)
         };
-        for cross in [true, false] {
-            let what = format!("{b}×{t}×{s}×{d}, {heads} heads, cross {cross}");
-            let (plain, plain_grads) = run(false, cross);
-            let (fused, fused_grads) = run(true, cross);
+        for (cross, dropout) in [
+            (true, None),
+            (false, None),
+            (true, Some(7)),
+            (false, Some(8)),
+        ] {
+            let what =
+                format!("{b}×{t}×{s}×{d}, {heads} heads, cross {cross}, dropout {dropout:?}");
+            let (plain, plain_grads) = run(false, cross, dropout);
+            let (fused, fused_grads) = run(true, cross, dropout);
             assert_tensors_close(&fused, &plain, 1e-5, &format!("{what}: output"));
             // Absolute on the scale of the gradient: with one key the query's gradient is 0 up to
             // rounding on both paths.

@@ -614,9 +614,10 @@ fn bundled_transformer_configs_parse_and_build() {
     }
 }
 
-/// Training through the fused attention kernel (no weights asked for, no attention dropout) gives
-/// the same parameters after a few gradient steps as training through the plain layer ops, with
-/// dropout elsewhere active and drawing the same masks; and the teacher-forced logits agree.
+/// Training through the fused attention kernel (no weights asked for) gives the same parameters
+/// after a few gradient steps as training through the plain layer ops, with dropout active
+/// everywhere — on the attention weights too, drawn inside the kernel — and drawing the same
+/// masks; and the teacher-forced logits agree.
 /// (Plain gradient descent: Adam would turn the rounding noise of gradients that are exactly zero in
 /// theory, such as the key bias's, into full-size steps of either sign.)
 #[test]
@@ -624,6 +625,7 @@ fn fused_and_plain_attention_train_alike() {
     let b = batch();
     let spec = TransformerSpec {
         dropout: 0.1,
+        attention_dropout: 0.2,
         ..tiny_spec(NormPlacement::Pre, PositionKind::Sinusoidal, false)
     };
     let train = |weights: bool| {

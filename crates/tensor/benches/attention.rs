@@ -52,7 +52,7 @@ fn fwd_bwd(c: &mut Criterion) {
             );
             group.bench_function(BenchmarkId::new("fused", &id), |b| {
                 b.iter(|| {
-                    let out = flash_attention(&q, &k, &v, causal, None, scale);
+                    let out = flash_attention(&q, &k, &v, causal, None, scale, None);
                     out.backward_with(g.clone());
                 })
             });

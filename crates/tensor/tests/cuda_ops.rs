@@ -563,7 +563,7 @@ fn flash_attention_matches_the_cpu_forward_and_backward() {
                 Var::parameter(k.clone()),
                 Var::parameter(v.clone()),
             );
-            let o = flash_attention(&pq, &pk, &pv, causal, padding.as_deref(), scale);
+            let o = flash_attention(&pq, &pk, &pv, causal, padding.as_deref(), scale, None);
             let dout = randn(&o.shape(), &mut rng);
             o.backward_with(dout.clone());
             let (_, lse) = tensor::ops::flash_attention::flash_attention_forward(

@@ -1,10 +1,11 @@
 //! The fused attention kernel against a plain float64 reference and against the plain path built
 //! from engine ops (matmul_t, masked_fill, softmax, matmul): forward and the gradients of Q, K and V
 //! on random shapes (odd sizes, several key blocks, T ≠ S, T = 1, causal, padding, fully masked
-//! rows), and a finite-difference gradient check.
+//! rows), with and without dropout on the probabilities, and finite-difference gradient checks.
 
 use tensor::gradcheck::check_gradients;
-use tensor::ops::flash_attention::{flash_attention, flash_attention_forward};
+use tensor::ops::dropout::dropout_mask;
+use tensor::ops::flash_attention::{flash_attention, flash_attention_forward, AttentionDropout};
 use tensor::{Rng, Tensor, Var};
 
 /// One attention problem: shapes, masks, inputs and an output gradient.
@@ -16,6 +17,8 @@ struct Case {
     d: usize,
     causal: bool,
     lens: Option<Vec<usize>>,
+    /// Dropout on the probabilities: `p` and the seed of the `Rng` its key is drawn from.
+    dropout: Option<(f32, u64)>,
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -46,6 +49,33 @@ impl Case {
             d,
             causal,
             lens,
+            dropout: None,
+        }
+    }
+
+    fn with_dropout(self, p: f32, seed: u64) -> Case {
+        Case {
+            dropout: Some((p, seed)),
+            ..self
+        }
+    }
+
+    /// The kernel's dropout: the key a fresh `Rng::new(seed)` draws first, as `Var::dropout` does.
+    fn kernel_dropout(&self) -> Option<AttentionDropout> {
+        self.dropout.map(|(p, seed)| AttentionDropout {
+            p,
+            key: Rng::new(seed).next_seed(),
+        })
+    }
+
+    /// The mask values `[B, H, T, S]` (`1/(1−p)` or 0; all 1 without dropout).
+    fn mask_values(&self) -> Vec<f64> {
+        let n = self.b * self.h * self.t * self.s;
+        match self.kernel_dropout() {
+            Some(AttentionDropout { p, key }) => {
+                dropout_mask(key, n, p).into_iter().map(f64::from).collect()
+            }
+            None => vec![1.0; n],
         }
     }
 
@@ -61,11 +91,19 @@ impl Case {
     /// The fused kernel on the tape: output and the gradients of q, k, v for `L = Σ out ⊙ g`.
     fn fused(&self) -> [Tensor; 4] {
         let (q, k, v) = self.params();
-        let out = flash_attention(&q, &k, &v, self.causal, self.lens.as_deref(), self.scale());
+        let out = flash_attention(
+            &q,
+            &k,
+            &v,
+            self.causal,
+            self.lens.as_deref(),
+            self.scale(),
+            self.kernel_dropout(),
+        );
         run_backward(out, &self.g, [q, k, v])
     }
 
-    /// The plain path: `softmax(mask(q kᵀ · scale)) v` from engine ops.
+    /// The plain path: `dropout(softmax(mask(q kᵀ · scale))) v` from engine ops.
     fn plain(&self) -> [Tensor; 4] {
         let (q, k, v) = self.params();
         let mut mask = vec![0.0; self.b * self.t * self.s];
@@ -79,12 +117,16 @@ impl Case {
             }
         }
         let mask = Tensor::from_vec(mask, &[self.b, 1, self.t, self.s]);
-        let out = q
+        let weights = q
             .matmul_t(&k, false, true)
             .scale(self.scale())
             .masked_fill(&mask, f32::NEG_INFINITY)
-            .softmax()
-            .matmul(&v);
+            .softmax();
+        let weights = match self.dropout {
+            Some((p, seed)) => weights.dropout(p, &mut Rng::new(seed)),
+            None => weights,
+        };
+        let out = weights.matmul(&v);
         run_backward(out, &self.g, [q, k, v])
     }
 
@@ -96,8 +138,10 @@ impl Case {
         )
     }
 
-    /// Plain float64 attention and its gradients: `[out, dq, dk, dv]`, each flattened.
+    /// Plain float64 attention (dropout mask `M` from [`Case::mask_values`]) and its gradients:
+    /// `[out, dq, dk, dv]`, each flattened.
     fn reference(&self) -> [Vec<f64>; 4] {
+        let mask = self.mask_values();
         let (t, s, d) = (self.t, self.s, self.d);
         let f = |x: &Tensor| x.data().iter().map(|&v| v as f64).collect::<Vec<f64>>();
         let (q, k, v, g) = (f(&self.q), f(&self.k), f(&self.v), f(&self.g));
@@ -127,14 +171,19 @@ impl Case {
                     let e: Vec<f64> = scores.iter().map(|x| (x - mx).exp()).collect();
                     let z: f64 = e.iter().sum();
                     let p: Vec<f64> = e.iter().map(|x| x / z).collect();
-                    // dP_ij = g_i · v_j; dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij)
-                    let dp: Vec<f64> = cols.iter().map(|&j| dotp(gi, &row(j, &v))).collect();
+                    let m_row = &mask[((b * self.h + hd) * t + i) * s..][..s];
+                    // P̃_ij = P_ij M_ij; dP_ij = M_ij (g_i · v_j); dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij)
+                    let dp: Vec<f64> = cols
+                        .iter()
+                        .map(|&j| m_row[j] * dotp(gi, &row(j, &v)))
+                        .collect();
                     let pdp: f64 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
                     for (n, &j) in cols.iter().enumerate() {
                         let ds = p[n] * (dp[n] - pdp) * scale;
+                        let kept = p[n] * m_row[j];
                         for c in 0..d {
-                            out[qo + i * d + c] += p[n] * v[ko + j * d + c];
-                            dv[ko + j * d + c] += p[n] * gi[c];
+                            out[qo + i * d + c] += kept * v[ko + j * d + c];
+                            dv[ko + j * d + c] += kept * gi[c];
                             dq[qo + i * d + c] += ds * k[ko + j * d + c];
                             dk[ko + j * d + c] += ds * qi[c];
                         }
@@ -186,15 +235,36 @@ fn random_cases(rng: &mut Rng) -> Vec<Case> {
 
 fn describe(c: &Case) -> String {
     format!(
-        "B={} H={} T={} S={} d={} causal={} lens={:?}",
-        c.b, c.h, c.t, c.s, c.d, c.causal, c.lens
+        "B={} H={} T={} S={} d={} causal={} lens={:?} dropout={:?}",
+        c.b, c.h, c.t, c.s, c.d, c.causal, c.lens, c.dropout
     )
+}
+
+/// The random cases, each also with dropout (p = 0.3, a seed per case).
+fn random_cases_with_dropout(rng: &mut Rng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (n, case) in random_cases(rng).into_iter().enumerate() {
+        let dropped = Case::new(
+            case.b,
+            case.h,
+            case.t,
+            case.s,
+            case.d,
+            case.causal,
+            case.lens.clone(),
+            rng,
+        )
+        .with_dropout(0.3, 100 + n as u64);
+        cases.push(case);
+        cases.push(dropped);
+    }
+    cases
 }
 
 #[test]
 fn forward_and_gradients_match_f64_reference() {
     let mut rng = Rng::new(11);
-    for case in random_cases(&mut rng) {
+    for case in random_cases_with_dropout(&mut rng) {
         let got = case.fused();
         let want = case.reference();
         for (name, (g, w)) in ["out", "dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
@@ -212,7 +282,7 @@ fn forward_and_gradients_match_f64_reference() {
 #[test]
 fn equals_plain_engine_path_within_1e_5() {
     let mut rng = Rng::new(12);
-    for case in random_cases(&mut rng) {
+    for case in random_cases_with_dropout(&mut rng) {
         let fused = case.fused();
         let plain = case.plain();
         for (name, (f, p)) in ["out", "dq", "dk", "dv"]
@@ -240,13 +310,78 @@ fn gradients_pass_finite_differences() {
         let v = Tensor::randn(&[3, 2, s, 4], 0.0, 1.0, &mut rng);
         let lens = [s, 0, s - 1];
         let r = check_gradients(
-            |x| flash_attention(&x[0], &x[1], &x[2], causal, Some(&lens), 0.5),
+            |x| flash_attention(&x[0], &x[1], &x[2], causal, Some(&lens), 0.5, None),
             &[q, k, v],
             1e-2,
             14,
         );
         assert!(r.max_rel_error < 1e-2, "T={t} S={s} causal={causal}: {r:?}");
     }
+}
+
+#[test]
+fn gradients_with_dropout_pass_finite_differences() {
+    let mut rng = Rng::new(18);
+    // A fixed key makes the dropped function deterministic.
+    for (t, s, causal, key) in [(5, 4, true, 7), (3, 6, false, 8), (4, 4, true, 9)] {
+        let q = Tensor::randn(&[2, 2, t, 4], 0.0, 1.0, &mut rng);
+        let k = Tensor::randn(&[2, 2, s, 4], 0.0, 1.0, &mut rng);
+        let v = Tensor::randn(&[2, 2, s, 4], 0.0, 1.0, &mut rng);
+        let lens = [s, s - 1];
+        let dropout = Some(AttentionDropout { p: 0.4, key });
+        let r = check_gradients(
+            |x| flash_attention(&x[0], &x[1], &x[2], causal, Some(&lens), 0.5, dropout),
+            &[q, k, v],
+            1e-2,
+            19,
+        );
+        assert!(r.max_rel_error < 1e-2, "T={t} S={s} causal={causal}: {r:?}");
+    }
+}
+
+#[test]
+fn dropout_p_zero_is_no_dropout_and_p_drops_that_share() {
+    let mut rng = Rng::new(20);
+    let case = Case::new(2, 3, 40, 300, 16, true, Some(vec![300, 170]), &mut rng);
+    let plain = case.fused();
+    let zero = Case {
+        dropout: Some((0.0, 5)),
+        ..Case::new(
+            2,
+            3,
+            40,
+            300,
+            16,
+            true,
+            Some(vec![300, 170]),
+            &mut Rng::new(20),
+        )
+    }
+    .fused();
+    for (a, b) in plain.iter().zip(&zero) {
+        assert_eq!(a.data(), b.data());
+    }
+    // With every value 1, each output is the kept share of its row's probabilities over 1 − p:
+    // averaged over many rows it is 1.
+    let ones = |shape: &[usize]| Tensor::from_vec(vec![1.0; shape.iter().product()], shape);
+    let (q, k) = (
+        Tensor::zeros(&[4, 4, 64, 8]),
+        Tensor::zeros(&[4, 4, 500, 8]),
+    );
+    let v = Var::constant(ones(&[4, 4, 500, 8]));
+    let dropout = Some(AttentionDropout { p: 0.25, key: 3 });
+    let out = flash_attention(
+        &Var::constant(q),
+        &Var::constant(k),
+        &v,
+        false,
+        None,
+        1.0,
+        dropout,
+    )
+    .to_tensor();
+    let mean = out.data().iter().map(|&x| x as f64).sum::<f64>() / out.numel() as f64;
+    assert!((mean - 1.0).abs() < 0.01, "mean kept share {mean}");
 }
 
 #[test]
@@ -303,7 +438,7 @@ fn log_sum_exp_is_that_of_the_scaled_scores() {
 fn padding_longer_than_the_keys_is_rejected() {
     let q = Var::constant(Tensor::zeros(&[1, 1, 2, 4]));
     let k = Var::constant(Tensor::zeros(&[1, 1, 3, 4]));
-    flash_attention(&q, &k, &k, false, Some(&[4]), 0.5);
+    flash_attention(&q, &k, &k, false, Some(&[4]), 0.5, None);
 }
 
 #[test]
@@ -311,7 +446,7 @@ fn padding_longer_than_the_keys_is_rejected() {
 fn mismatched_head_sizes_are_rejected() {
     let q = Var::constant(Tensor::zeros(&[1, 1, 2, 4]));
     let k = Var::constant(Tensor::zeros(&[1, 1, 3, 8]));
-    flash_attention(&q, &k, &k, false, None, 0.5);
+    flash_attention(&q, &k, &k, false, None, 0.5, None);
 }
 
 #[test]

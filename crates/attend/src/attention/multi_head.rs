@@ -27,18 +27,19 @@
 //! Dropout on the attention weights (training only) is applied after the returned weights are taken,
 //! so the weights are always the softmax.
 //!
-//! Fused path: where no weights are wanted and none are dropped (evaluation, or training without
-//! attention dropout), [`self_attend_fused`](MultiHeadAttention::self_attend_fused) and
-//! [`attend_fused`](MultiHeadAttention::attend_fused) run the engine's flash-attention kernel
-//! (`tensor::ops::flash_attention`: no `T × S` matrix is kept; masks are causal and/or key lengths).
-//! The plain path above is their oracle (tested equal, forward and backward).
+//! Fused path: where no weights are wanted, [`self_attend_fused`](MultiHeadAttention::self_attend_fused)
+//! and [`attend_fused`](MultiHeadAttention::attend_fused) run the engine's flash-attention kernel
+//! (`tensor::ops::flash_attention`: no `T × S` matrix is kept; masks are causal and/or key lengths;
+//! dropout on the probabilities drawn inside the kernel from the same stream as the plain path's,
+//! so that one seed drops the same weights on both). The plain path above is their oracle (tested
+//! equal, forward and backward, with and without dropout).
 
 use crate::attention::mask::{combine, key_padding_broadcast};
 use crate::attention::scaled_dot::{attention_weights, weighted_values};
 use crate::attention::{shape_error, AttentionError};
 use crate::nn::{Linear, Params};
 use tensor::kernels::transpose::transpose;
-use tensor::ops::flash_attention::flash_attention;
+use tensor::ops::flash_attention::{flash_attention, AttentionDropout};
 use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask};
 use tensor::{Rng, Tensor, Var};
 
@@ -435,14 +436,15 @@ impl MultiHeadAttention {
         Ok((self.out_proj.forward(&merged), weights))
     }
 
-    /// Self-attention of `x [B, L, d]` through the fused kernel → `[B, L, d]` (no weights, no
-    /// dropout on them): one projection into Q, K, V; `causal`: position `i` sees `j ≤ i`;
-    /// `key_lengths`: batch row `b` sees positions `j < key_lengths[b]`.
+    /// Self-attention of `x [B, L, d]` through the fused kernel → `[B, L, d]` (no weights): one
+    /// projection into Q, K, V; `causal`: position `i` sees `j ≤ i`; `key_lengths`: batch row `b`
+    /// sees positions `j < key_lengths[b]`; `dropout_rng` as [`forward`](Self::forward).
     pub fn self_attend_fused(
         &self,
         x: &Var,
         causal: bool,
         key_lengths: Option<&[usize]>,
+        dropout_rng: Option<&mut Rng>,
     ) -> Result<Var, AttentionError> {
         let qkv = self.project(x, 0, 3, "input")?; // [B, L, 3d]
         let d = self.d_model();
@@ -451,7 +453,7 @@ impl MultiHeadAttention {
             v: self.split_heads(&qkv.narrow(2, 2 * d, d)),
         };
         let q = self.split_heads(&qkv.narrow(2, 0, d));
-        self.attend_heads_fused(&q, &memory, causal, key_lengths)
+        self.attend_heads_fused(&q, &memory, causal, key_lengths, dropout_rng)
     }
 
     /// `query [B, T, d]` over projected `memory` through the fused kernel → `[B, T, d]`; masks as
@@ -462,9 +464,10 @@ impl MultiHeadAttention {
         memory: &KvMemory,
         causal: bool,
         key_lengths: Option<&[usize]>,
+        dropout_rng: Option<&mut Rng>,
     ) -> Result<Var, AttentionError> {
         let q = self.split_heads(&self.project(query, 0, 1, "query")?);
-        self.attend_heads_fused(&q, memory, causal, key_lengths)
+        self.attend_heads_fused(&q, memory, causal, key_lengths, dropout_rng)
     }
 
     /// Per-head queries `q [B, H, T, d_h]` over `memory` through the fused kernel, heads merged and
@@ -475,6 +478,7 @@ impl MultiHeadAttention {
         memory: &KvMemory,
         causal: bool,
         key_lengths: Option<&[usize]>,
+        dropout_rng: Option<&mut Rng>,
     ) -> Result<Var, AttentionError> {
         let (b, t, dh) = (q.dim(0), q.dim(2), q.dim(3));
         let ks = self.check_memory(memory, b)?;
@@ -489,7 +493,15 @@ impl MultiHeadAttention {
             }
         }
         let scale = 1.0 / (dh as f32).sqrt();
-        let heads = flash_attention(q, &memory.k, &memory.v, causal, key_lengths, scale);
+        // One key per call, drawn where the plain path's `Var::dropout` draws it.
+        let dropout = match dropout_rng {
+            Some(rng) if self.dropout > 0.0 => Some(AttentionDropout {
+                p: self.dropout,
+                key: rng.next_seed(),
+            }),
+            _ => None,
+        };
+        let heads = flash_attention(q, &memory.k, &memory.v, causal, key_lengths, scale, dropout);
         let merged = heads
             .permute(&[0, 2, 1, 3])
             .reshape(&[b, t, self.d_model()]);

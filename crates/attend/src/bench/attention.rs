@@ -80,7 +80,7 @@ pub fn bench_attention(cfg: &AttentionBench) -> Result<Value, BenchError> {
             );
             time_steps(
                 || {
-                    tensor::no_grad(|| flash_attention(&q, &k, &v, causal, None, scale));
+                    tensor::no_grad(|| flash_attention(&q, &k, &v, causal, None, scale, None));
                 },
                 WARMUP,
                 REPS,
@@ -99,7 +99,7 @@ pub fn bench_attention(cfg: &AttentionBench) -> Result<Value, BenchError> {
                     for x in [&q, &k, &v] {
                         x.zero_grad();
                     }
-                    let out = flash_attention(&q, &k, &v, causal, None, scale);
+                    let out = flash_attention(&q, &k, &v, causal, None, scale, None);
                     out.backward_with(grad_out.clone());
                 },
                 WARMUP,

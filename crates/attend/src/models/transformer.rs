@@ -401,8 +401,8 @@ impl Transformer {
     }
 
     /// Teacher-forced pass: `src [B, src_max]`, `tgt_in [B, tgt_max]` (`<s> y₁ …`, padded) →
-    /// logits `[B, T, V]` and, with `weights`, every attention weight (without, the fused kernel runs
-    /// where no attention dropout is in effect). Target padding needs no mask: the causal mask
+    /// logits `[B, T, V]` and, with `weights`, every attention weight (without, the fused kernel
+    /// runs). Target padding needs no mask: the causal mask
     /// already keeps real positions from seeing the padding after them.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(

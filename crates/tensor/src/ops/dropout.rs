@@ -36,11 +36,23 @@ fn uniform(key: u64, i: u64) -> f32 {
         * (1.0 / (1u64 << 24) as f32)
 }
 
+/// The mask value of element `i` of stream `key`: `scale` where `u_i ≥ p`, else 0. The fused
+/// attention kernel draws its dropout through this too, so that it drops what [`Var::dropout`]
+/// drops on the same key.
+#[inline(always)]
+pub(crate) fn mask_value(key: u64, i: u64, p: f32, scale: f32) -> f32 {
+    if uniform(key, i) >= p {
+        scale
+    } else {
+        0.0
+    }
+}
+
 simd_fn! {
-    /// Mask values of elements `first, first + 1, …`: `scale` where `u_i ≥ p`, else 0.
+    /// Mask values of elements `first, first + 1, …`.
     fn mask_chunk(key: u64, first: u64, p: f32, scale: f32, out: &mut [MaybeUninit<f32>]) {
         for (j, o) in out.iter_mut().enumerate() {
-            o.write(if uniform(key, first + j as u64) >= p { scale } else { 0.0 });
+            o.write(mask_value(key, first + j as u64, p, scale));
         }
     }
 }

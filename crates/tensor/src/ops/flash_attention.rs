@@ -9,6 +9,14 @@
 //! A query row that sees no key at all gives a zero output (and zero gradients), like the plain path's
 //! all-masked softmax row.
 //!
+//! Dropout on the probabilities (training, [`AttentionDropout`]): `O = (M ∘ P) V` with `P` the
+//! softmax and `M` the inverted-dropout mask (`1/(1−p)` or 0), drawn from the same counter-based
+//! stream as [`Var::dropout`](crate::var::Var::dropout) over the `[B, H, T, S]` probabilities, so
+//! the fused and the plain path drop the same weights. The forward applies `M` to each probability
+//! block after its row sums are taken; the backward regenerates it: `dVⱼ += (M ∘ P)ᵀ dO`,
+//! `dS = (M ∘ P ∘ dP̃ − P ∘ D) · scale` with `dP̃ = dO Vᵀ`, and `D = rowsum(dO ∘ O)` unchanged
+//! (`Σⱼ Pᵢⱼ Mᵢⱼ dP̃ᵢⱼ = dOᵢ · Oᵢ`; FlashAttention §B.2).
+//!
 //! **Forward**, per head and per block of `BR` queries `Qᵢ`, over blocks of `BC` keys `Kⱼ, Vⱼ`:
 //! `Sᵢⱼ = Qᵢ Kⱼᵀ · scale`, `mᵢ ← max(mᵢ, rowmax Sᵢⱼ)`, `Pᵢⱼ = exp(Sᵢⱼ − mᵢ)`,
 //! `lᵢ ← lᵢ·e^{mᵢ_old − mᵢ} + rowsum Pᵢⱼ`, `Oᵢ ← Oᵢ·e^{mᵢ_old − mᵢ} + Pᵢⱼ Vⱼ`; at the end
@@ -32,6 +40,7 @@
 
 use crate::kernels::isa::{isa, Isa};
 use crate::kernels::transpose::transpose;
+use crate::ops::dropout::mask_value;
 use crate::tensor::Tensor;
 use crate::threads::threads;
 use crate::var::Var;
@@ -66,6 +75,51 @@ impl Visibility {
     }
 }
 
+/// Dropout on the attention probabilities: probability `p` and the key of the mask's stream (one
+/// draw from the training [`Rng`](crate::rng::Rng), as [`Var::dropout`] takes). `p ∈ [0, 1)`.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionDropout {
+    pub p: f32,
+    pub key: u64,
+}
+
+/// The dropout mask of one call, addressed as the `[B·H, T, S]` probabilities it drops from.
+#[derive(Clone, Copy, Debug)]
+struct DropMask {
+    key: u64,
+    p: f32,
+    scale: f32,
+    t: usize,
+    s: usize,
+}
+
+impl DropMask {
+    fn new(dropout: Option<AttentionDropout>, dims: Dims) -> Option<DropMask> {
+        let AttentionDropout { p, key } = dropout?;
+        assert!(
+            (0.0..1.0).contains(&p),
+            "flash_attention: dropout p = {p} must be in [0, 1)"
+        );
+        (p > 0.0).then_some(DropMask {
+            key,
+            p,
+            scale: 1.0 / (1.0 - p),
+            t: dims.t,
+            s: dims.s,
+        })
+    }
+
+    /// Multiplies `row`, the probabilities of key `key` for the queries `q0, q0 + 1, …` of head
+    /// `bh` (a row of a transposed block), by their mask values.
+    #[inline(always)]
+    fn apply(&self, bh: usize, q0: usize, key: usize, row: &mut [f32]) {
+        let first = ((bh * self.t + q0) * self.s + key) as u64;
+        for (i, x) in row.iter_mut().enumerate() {
+            *x *= mask_value(self.key, first + (i * self.s) as u64, self.p, self.scale);
+        }
+    }
+}
+
 /// Shapes of one call: `B·H` heads, `T` queries, `S` keys, head size `d`.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -80,7 +134,8 @@ struct Dims {
 /// - `q [B, H, T, d]`, `k, v [B, H, S, d]` → `[B, H, T, d]`;
 /// - `causal`: query `i` sees keys `j ≤ i`;
 /// - `key_padding`: `Some(len)` with `len.len() == B`, batch row `b` sees keys `j < len[b]`;
-/// - `scale`: usually `1/√d`; must be finite and positive.
+/// - `scale`: usually `1/√d`; must be finite and positive;
+/// - `dropout`: `Some` while training with dropout on the probabilities (see the module doc).
 ///
 /// Panics on inconsistent shapes (a programming error, as everywhere in the engine).
 pub fn flash_attention(
@@ -90,16 +145,12 @@ pub fn flash_attention(
     causal: bool,
     key_padding: Option<&[usize]>,
     scale: f32,
+    dropout: Option<AttentionDropout>,
 ) -> Var {
-    let (out, lse) = flash_attention_forward(
-        &q.value(),
-        &k.value(),
-        &v.value(),
-        causal,
-        key_padding,
-        scale,
-    );
-    let vis = visibility(&q.value(), &k.value(), causal, key_padding);
+    let (qv, kv) = (q.value(), k.value());
+    let vis = visibility(&qv, &kv, causal, key_padding);
+    let drop = DropMask::new(dropout, dims(&qv, &kv));
+    let (out, lse) = forward(&qv, &kv, &v.value(), &vis, drop, scale);
     Var::from_op(
         out,
         vec![q.clone(), k.clone(), v.clone()],
@@ -112,6 +163,7 @@ pub fn flash_attention(
                 g,
                 &lse,
                 &vis,
+                drop,
                 scale,
             );
             vec![Some(dq), Some(dk), Some(dv)]
@@ -129,7 +181,18 @@ pub fn flash_attention_forward(
     key_padding: Option<&[usize]>,
     scale: f32,
 ) -> (Tensor, Vec<f32>) {
-    let vis = visibility(q, k, causal, key_padding);
+    forward(q, k, v, &visibility(q, k, causal, key_padding), None, scale)
+}
+
+/// The forward kernel with the masks checked and built.
+fn forward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    vis: &Visibility,
+    drop: Option<DropMask>,
+    scale: f32,
+) -> (Tensor, Vec<f32>) {
     assert_eq!(
         k.shape(),
         v.shape(),
@@ -166,7 +229,8 @@ pub fn flash_attention_forward(
                 bh,
                 q0,
                 d,
-                vis: &vis,
+                vis,
+                drop,
                 scale,
                 isa,
             };
@@ -243,6 +307,7 @@ struct BlockArgs<'a> {
     q0: usize,
     d: usize,
     vis: &'a Visibility,
+    drop: Option<DropMask>,
     scale: f32,
     isa: Isa,
 }
@@ -262,6 +327,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
         q0,
         d,
         vis,
+        drop,
         scale,
         isa,
     } = *a;
@@ -335,6 +401,11 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             l[i] = l[i] * alpha[i] + l_blk[i];
             m[i] = m_new[i];
         }
+        if let Some(drop) = drop {
+            for (j, row) in st.chunks_exact_mut(br).enumerate() {
+                drop.apply(bh, q0, k0 + j, row);
+            }
+        }
         if k0 > 0 {
             for (o, &a) in o_b.chunks_exact_mut(d).zip(alpha.iter()) {
                 if a != 1.0 {
@@ -383,6 +454,7 @@ fn backward(
     g: &Tensor,
     lse: &[f32],
     vis: &Visibility,
+    drop: Option<DropMask>,
     scale: f32,
 ) -> (Tensor, Tensor, Tensor) {
     let Dims { heads, t, s, d } = dims(q, k);
@@ -415,6 +487,7 @@ fn backward(
                 bh,
                 d,
                 vis,
+                drop,
                 scale,
                 isa,
             };
@@ -460,6 +533,7 @@ struct Head<'a> {
     bh: usize,
     d: usize,
     vis: &'a Visibility,
+    drop: Option<DropMask>,
     scale: f32,
     isa: Isa,
 }
@@ -490,6 +564,8 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
     }
     let block = BR.min(t) * BC.min(kend);
     let (mut pt, mut dst) = (vec![0.0f32; block], vec![0.0f32; block]);
+    // (M ∘ P)ᵀ where dropout applies
+    let mut kept = vec![0.0f32; if h.drop.is_some() { block } else { 0 }];
     for k0 in (0..kend).step_by(BC) {
         let bc = BC.min(kend - k0);
         let (k_j, v_j) = (&h.k[k0 * d..(k0 + bc) * d], &h.v[k0 * d..(k0 + bc) * d]);
@@ -550,8 +626,20 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                     *p = exp(*p * scale - lse);
                 }
             }
-            // dV_j [bc, d] += Pᵀ · dO_i
-            let p_rows = Strided::rows(pt, br);
+            let pt: &[f32] = pt;
+            let kept: &[f32] = match h.drop {
+                Some(drop) => {
+                    let kept = &mut kept[..bc * br];
+                    kept.copy_from_slice(pt);
+                    for (j, row) in kept.chunks_exact_mut(br).enumerate() {
+                        drop.apply(h.bh, q0, k0 + j, row);
+                    }
+                    kept
+                }
+                None => pt,
+            };
+            // dV_j [bc, d] += (M ∘ P)ᵀ · dO_i
+            let p_rows = Strided::rows(kept, br);
             product(isa, dv_j, d, p_rows, g_i, d, bc, br, d, true, tri_queries);
             // dPᵀ [bc, br] = V_j · dO_iᵀ
             let v_rows = Strided::rows(v_j, d);
@@ -568,20 +656,33 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                 false,
                 tri_cols,
             );
-            // dSᵀ = Pᵀ ∘ (dPᵀ − D_i) · scale (zero where hidden: dPᵀ was not computed there)
-            for (j, (ds_row, p_row)) in dst
+            // dSᵀ = ((M ∘ P)ᵀ ∘ dP̃ᵀ − Pᵀ ∘ D_i) · scale (zero where hidden: dP̃ᵀ was not computed
+            // there); without dropout Pᵀ ∘ (dPᵀ − D_i) · scale
+            for (j, ((ds_row, p_row), kept_row)) in dst
                 .chunks_exact_mut(br)
                 .zip(pt.chunks_exact(br))
+                .zip(kept.chunks_exact(br))
                 .enumerate()
             {
                 let hide = hidden(j);
                 ds_row[..hide].fill(0.0);
-                for ((ds, &p), &di) in ds_row[hide..]
-                    .iter_mut()
-                    .zip(&p_row[hide..])
-                    .zip(&dsum[hide..])
-                {
-                    *ds = p * (*ds - di) * scale;
+                if h.drop.is_some() {
+                    for (((ds, &p), &pk), &di) in ds_row[hide..]
+                        .iter_mut()
+                        .zip(&p_row[hide..])
+                        .zip(&kept_row[hide..])
+                        .zip(&dsum[hide..])
+                    {
+                        *ds = (pk * *ds - p * di) * scale;
+                    }
+                } else {
+                    for ((ds, &p), &di) in ds_row[hide..]
+                        .iter_mut()
+                        .zip(&p_row[hide..])
+                        .zip(&dsum[hide..])
+                    {
+                        *ds = p * (*ds - di) * scale;
+                    }
                 }
             }
             // dQ_i [br, d] += dS · K_j;  dK_j [bc, d] += dSᵀ · Q_i

@@ -58,21 +58,18 @@ pub struct LayerSpec {
 pub enum AttentionPath<'a> {
     /// The plain layer ops, which also return the weights (pictures, explanations; the oracle).
     Weights,
-    /// The fused flash-attention kernel, without weights, where no attention dropout is in effect
-    /// (evaluation, or `attention_dropout = 0`); the plain ops otherwise. `src_len` holds the real
-    /// source length of every batch row (the key lengths of the encoder self-attention and of the
-    /// cross-attention).
+    /// The fused flash-attention kernel, without weights (attention dropout, while training, drawn
+    /// inside it). `src_len` holds the real source length of every batch row (the key lengths of
+    /// the encoder self-attention and of the cross-attention).
     Fused { src_len: &'a [usize] },
 }
 
 impl AttentionPath<'_> {
-    /// The source lengths when the fused kernel applies: a fused path and no attention dropout.
-    fn fused(&self, spec: &LayerSpec, rng: &Option<&mut Rng>) -> Option<&[usize]> {
+    /// The source lengths on the fused path.
+    fn fused(&self) -> Option<&[usize]> {
         match self {
-            AttentionPath::Fused { src_len } if rng.is_none() || spec.attention_dropout == 0.0 => {
-                Some(src_len)
-            }
-            _ => None,
+            AttentionPath::Fused { src_len } => Some(src_len),
+            AttentionPath::Weights => None,
         }
     }
 }
@@ -221,10 +218,13 @@ impl EncoderLayer {
         rng: &mut Option<&mut Rng>,
     ) -> Result<(Var, Option<Var>), AttentionError> {
         let (p, norm) = (self.spec.dropout, self.spec.norm);
-        let fused = path.fused(&self.spec, rng);
+        let fused = path.fused();
         let mut weights = None;
         let x = residual(x, &self.norm1, norm, p, rng, |h, rng| match fused {
-            Some(lengths) => self.self_attn.self_attend_fused(h, false, Some(lengths)),
+            Some(lengths) => {
+                self.self_attn
+                    .self_attend_fused(h, false, Some(lengths), rng.as_deref_mut())
+            }
             None => {
                 let (y, w) =
                     self.self_attn
@@ -326,10 +326,12 @@ impl DecoderLayer {
         rng: &mut Option<&mut Rng>,
     ) -> Result<DecoderOutput, AttentionError> {
         let (p, norm) = (self.spec.dropout, self.spec.norm);
-        let fused = path.fused(&self.spec, rng);
+        let fused = path.fused();
         let mut self_weights = None;
         let x = residual(x, &self.norm1, norm, p, rng, |h, rng| match fused {
-            Some(_) => self.self_attn.self_attend_fused(h, true, None),
+            Some(_) => self
+                .self_attn
+                .self_attend_fused(h, true, None, rng.as_deref_mut()),
             None => {
                 let (y, w) =
                     self.self_attn
@@ -340,9 +342,13 @@ impl DecoderLayer {
         })?;
         let mut cross_weights = None;
         let x = residual(&x, &self.norm2, norm, p, rng, |h, rng| match fused {
-            Some(lengths) => self
-                .multihead_attn
-                .attend_fused(h, memory, false, Some(lengths)),
+            Some(lengths) => self.multihead_attn.attend_fused(
+                h,
+                memory,
+                false,
+                Some(lengths),
+                rng.as_deref_mut(),
+            ),
             None => {
                 let (y, w) = self.multihead_attn.attend(
                     h,
