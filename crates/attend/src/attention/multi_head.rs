@@ -40,7 +40,7 @@ use crate::attention::{shape_error, AttentionError};
 use crate::nn::{Linear, Params};
 use tensor::kernels::transpose::transpose;
 use tensor::ops::flash_attention::{flash_attention, AttentionDropout};
-use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask};
+use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask, KEY_BLOCK};
 use tensor::{Rng, Tensor, Var};
 
 const LAYER: &str = "multi-head attention";
@@ -198,7 +198,8 @@ impl KvCache {
 }
 
 /// The encoder memory projected once per decode for one cross-attention layer: the keys transposed
-/// per head, `kt [B, H, d_h, S]` (a query's scores are then vector loops over `S`), the values in
+/// per head, `kt [B, H, d_h, S']` with `S` padded to `S'`, a multiple of the step kernel's
+/// `KEY_BLOCK` (a query's scores are then whole-vector loops over the keys), the values in
 /// `kv [B, S, 2d]` (keys in the first `d` columns of each row, values in the last `d`), both read by
 /// every decoding step where they lie; and the query rows of the input projection sliced once
 /// (`w_q [d, d]`, `b_q [d]`) instead of at every step.
@@ -243,6 +244,7 @@ impl StepMemory {
         let keys = Keys::Transposed {
             data: self.kt.data(),
             len: s,
+            ld: self.kt.dim(3),
         };
         let values = Rows {
             data: self.kv.data(),
@@ -537,22 +539,22 @@ impl MultiHeadAttention {
         let d = self.checked_d_model()?;
         let kv = self.project(memory, 1, 2, "keys/values")?.to_tensor(); // [B, S, 2d]
         let (b, len, heads) = (kv.dim(0), kv.dim(1), self.heads);
-        let dh = d / heads;
-        // kt[b, h, x, j] = kv[b, j, h·d_h + x]
-        let mut kt = vec![0.0f32; b * d * len];
+        let (dh, ld) = (d / heads, len.next_multiple_of(KEY_BLOCK));
+        // kt[b, h, x, j] = kv[b, j, h·d_h + x], zero for j ≥ S
+        let mut kt = vec![0.0f32; b * d * ld];
         if len > 0 {
             for (rows, kt_b) in kv
                 .data()
                 .chunks_exact(len * 2 * d)
-                .zip(kt.chunks_exact_mut(d * len))
+                .zip(kt.chunks_exact_mut(d * ld))
             {
-                for (h, kt_bh) in kt_b.chunks_exact_mut(dh * len).enumerate() {
-                    transpose(&rows[h * dh..], 2 * d, len, dh, kt_bh, len);
+                for (h, kt_bh) in kt_b.chunks_exact_mut(dh * ld).enumerate() {
+                    transpose(&rows[h * dh..], 2 * d, len, dh, kt_bh, ld);
                 }
             }
         }
         Ok(StepMemory {
-            kt: Tensor::from_vec(kt, &[b, heads, dh, len]),
+            kt: Tensor::from_vec(kt, &[b, heads, dh, ld]),
             kv,
             w_q: self.in_proj_weight.narrow(0, 0, d),
             b_q: self.in_proj_bias.narrow(0, 0, d),

@@ -58,14 +58,20 @@ impl Rows<'_> {
 #[derive(Clone, Copy, Debug)]
 pub enum Keys<'a> {
     Rows(Rows<'a>),
-    /// `[B, H, d_h, len]` contiguous: a query's scores are then one vector loop over the keys per
-    /// component of `q` (no horizontal sum per key) — for keys that are read at every step, such as
-    /// a projected encoder memory, transposed once per decode.
+    /// `[B, H, d_h, ld]` contiguous, `ld ≥ len` positions per row of which the first `len` are keys:
+    /// a query's scores are then vector loops over the keys per component of `q` (no horizontal
+    /// sum per key) — for keys that are read at every step, such as a projected encoder memory,
+    /// transposed once per decode. With `ld` a multiple of [`KEY_BLOCK`] every block of scores is
+    /// one register's worth of whole-vector loads (the padding is read, never used).
     Transposed {
         data: &'a [f32],
         len: usize,
+        ld: usize,
     },
 }
+
+/// Keys per register block of scores with [`Keys::Transposed`] (one AVX-512 register of f32).
+pub const KEY_BLOCK: usize = 16;
 
 impl Keys<'_> {
     /// Positions per batch row.
@@ -83,7 +89,7 @@ impl Keys<'_> {
     fn fits(&self, batch: usize, d: usize) -> bool {
         match self {
             Keys::Rows(r) => r.fits(batch, d),
-            Keys::Transposed { data, len } => data.len() >= batch * d * len,
+            Keys::Transposed { data, len, ld } => *ld >= *len && data.len() >= batch * d * ld,
         }
     }
 }
@@ -209,11 +215,19 @@ simd_fn! {
                     }
                 }
             }
-            Keys::Transposed { data, len } => {
-                let kt = &data[(b * heads + h) * dh * len..(b * heads + h + 1) * dh * len];
-                for (&qx, row) in q.iter().zip(kt.chunks_exact(len)) {
-                    for (s, &k) in w[..end].iter_mut().zip(row) {
-                        *s += qx * k;
+            Keys::Transposed { data, ld, .. } => {
+                let kt = &data[(b * heads + h) * dh * ld..(b * heads + h + 1) * dh * ld];
+                for j0 in (0..end).step_by(KEY_BLOCK) {
+                    let width = KEY_BLOCK.min(end - j0);
+                    if j0 + KEY_BLOCK <= ld {
+                        let block = key_block_scores(q, kt, ld, j0);
+                        w[j0..j0 + width].copy_from_slice(&block[..width]);
+                    } else {
+                        for (&qx, row) in q.iter().zip(kt.chunks_exact(ld)) {
+                            for (s, &k) in w[j0..j0 + width].iter_mut().zip(&row[j0..]) {
+                                *s += qx * k;
+                            }
+                        }
                     }
                 }
                 for (j, s) in w[..end].iter_mut().enumerate() {
@@ -240,10 +254,79 @@ simd_fn! {
         for (j, s) in w[..end].iter_mut().enumerate() {
             if visible(j) {
                 *s *= inv;
-                for (o, &v) in o.iter_mut().zip(&values.row(b, j, col + dh)[col..]) {
-                    *o += *s * v;
+            }
+        }
+        // o = Σ_j w_j v_j, whole vectors of o at a time accumulated in registers over the keys.
+        let value = |j: usize| &values.row(b, j, col + dh)[col..];
+        let mut c0 = 0;
+        while c0 + 64 <= dh {
+            add_weighted::<64>(&mut o[c0..c0 + 64], w, end, &visible, |j| &value(j)[c0..]);
+            c0 += 64;
+        }
+        while c0 + 16 <= dh {
+            add_weighted::<16>(&mut o[c0..c0 + 16], w, end, &visible, |j| &value(j)[c0..]);
+            c0 += 16;
+        }
+        for (c, o) in o.iter_mut().enumerate().skip(c0) {
+            for (j, &s) in w[..end].iter().enumerate() {
+                if visible(j) {
+                    *o += s * value(j)[c];
                 }
             }
         }
+    }
+}
+
+/// Scores (unscaled) of keys `j0..j0 + KEY_BLOCK` for query `q [d_h]` from transposed keys
+/// `kt [d_h, ld]`: four accumulators over the components, each one register.
+#[inline(always)]
+fn key_block_scores(q: &[f32], kt: &[f32], ld: usize, j0: usize) -> [f32; KEY_BLOCK] {
+    let row = |c: usize| -> &[f32; KEY_BLOCK] {
+        kt[c * ld + j0..c * ld + j0 + KEY_BLOCK]
+            .try_into()
+            .expect("a block")
+    };
+    let mut acc = [[0.0f32; KEY_BLOCK]; 4];
+    let quads = q.len() / 4;
+    for c in (0..quads * 4).step_by(4) {
+        for (u, acc) in acc.iter_mut().enumerate() {
+            let (qx, r) = (q[c + u], row(c + u));
+            for (a, &k) in acc.iter_mut().zip(r) {
+                *a += qx * k;
+            }
+        }
+    }
+    for c in quads * 4..q.len() {
+        for (a, &k) in acc[0].iter_mut().zip(row(c)) {
+            *a += q[c] * k;
+        }
+    }
+    let mut out = [0.0f32; KEY_BLOCK];
+    for (l, o) in out.iter_mut().enumerate() {
+        *o = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    }
+    out
+}
+
+/// `o [W] += Σ_{j < end, visible} w_j · v(j)[..W]`, the sum kept in registers over the keys.
+#[inline(always)]
+fn add_weighted<'v, const W: usize>(
+    o: &mut [f32],
+    w: &[f32],
+    end: usize,
+    visible: &impl Fn(usize) -> bool,
+    v: impl Fn(usize) -> &'v [f32],
+) {
+    let mut acc = [0.0f32; W];
+    for (j, &s) in w[..end].iter().enumerate() {
+        if visible(j) {
+            let v: &[f32; W] = v(j)[..W].try_into().expect("a block");
+            for (a, &x) in acc.iter_mut().zip(v) {
+                *a += s * x;
+            }
+        }
+    }
+    for (o, a) in o.iter_mut().zip(acc) {
+        *o += a;
     }
 }
