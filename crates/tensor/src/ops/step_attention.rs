@@ -296,9 +296,9 @@ fn key_block_scores(q: &[f32], kt: &[f32], ld: usize, j0: usize) -> [f32; KEY_BL
             }
         }
     }
-    for c in quads * 4..q.len() {
+    for (c, &qx) in q.iter().enumerate().skip(quads * 4) {
         for (a, &k) in acc[0].iter_mut().zip(row(c)) {
-            *a += q[c] * k;
+            *a += qx * k;
         }
     }
     let mut out = [0.0f32; KEY_BLOCK];
