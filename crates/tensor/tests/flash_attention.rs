@@ -384,6 +384,42 @@ fn dropout_p_zero_is_no_dropout_and_p_drops_that_share() {
     assert!((mean - 1.0).abs() < 0.01, "mean kept share {mean}");
 }
 
+/// Keys a query does not see (causally later, or padding) with scores far above the visible ones
+/// must not enter its softmax, not even through the running maximum: were they counted there, every
+/// visible `exp(s − max)` would underflow to 0.
+#[test]
+fn hidden_keys_with_huge_scores_change_nothing() {
+    let mut rng = Rng::new(21);
+    for causal in [true, false] {
+        let (t, s, d) = (70, 300, 16);
+        let mut case = Case::new(2, 1, t, s, d, causal, Some(vec![280, 40]), &mut rng);
+        // Keys 41.. of every row point along query 40, 30× longer: scores ≈ 120 for it, hidden
+        // from it by the causal mask (and by the padding in batch row 1), although keys 41..47
+        // lie in the register tiles that the score product computes in full next to the diagonal.
+        let q0: Vec<f32> = case.q.data()[40 * d..41 * d].to_vec();
+        let mut k = case.k.data().to_vec();
+        for b in 0..2 {
+            for j in 41..s {
+                for (x, &q) in k[(b * s + j) * d..][..d].iter_mut().zip(&q0) {
+                    *x = 30.0 * q;
+                }
+            }
+        }
+        case.k = Tensor::from_vec(k, &[2, 1, s, d]);
+        let got = case.fused();
+        let want = case.reference();
+        for (name, (g, w)) in ["out", "dq", "dk", "dv"].iter().zip(got.iter().zip(&want)) {
+            let err = g
+                .data()
+                .iter()
+                .zip(w)
+                .map(|(&a, &b)| (a as f64 - b).abs() / (1.0 + b.abs()))
+                .fold(0.0, f64::max);
+            assert!(err < 1e-4, "{name}: error {err:e} at {}", describe(&case));
+        }
+    }
+}
+
 #[test]
 fn fully_masked_rows_give_zeros_and_infinite_log_sum_exp() {
     let mut rng = Rng::new(15);

@@ -364,7 +364,7 @@ impl Transformer {
 
     /// Encodes `src [B, src_max]` (padded, real lengths `src_len`). `rng`: `Some` while training.
     /// `weights`: return every self-attention weight (plain path); `false` takes the fused kernel
-    /// where no attention dropout is in effect.
+    /// (attention dropout, while training, inside it).
     pub fn encode(
         &self,
         src: &[u32],

@@ -34,9 +34,11 @@
 //! row by row. Block products run on the calling thread: a register-tiled AVX-512 kernel without
 //! packing where the CPU has AVX-512 (`gemm` spent a third of its time packing these 64-wide blocks,
 //! per `perf`), `gemm` elsewhere; with a causal mask they skip the hidden triangle of diagonal
-//! blocks. The work is spread over (batch·head, query block) in the forward and over batch·head in
-//! the backward with rayon. The element-wise loops are compiled for AVX-512 / AVX2 and chosen at
-//! run time (`ATTEND_SIMD=avx2|baseline` caps the choice).
+//! blocks. The forward's score product also takes every query's block maximum from its register
+//! tiles as they are stored (hidden entries left out), instead of a separate pass over the block.
+//! The work is spread over (batch·head, query block) in the forward and over batch·head in the
+//! backward with rayon. The element-wise loops are compiled for AVX-512 / AVX2 and chosen at run
+//! time (`ATTEND_SIMD=avx2|baseline` caps the choice).
 
 use crate::kernels::isa::{isa, Isa};
 use crate::kernels::transpose::transpose;
@@ -350,6 +352,9 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
         &mut l_blk[..br],
     );
     m.fill(f32::NEG_INFINITY);
+    // Max of every query's visible raw scores in the current key block.
+    let mut block_max = [f32::NEG_INFINITY; BR];
+    let block_max = &mut block_max[..br];
     // qt: Q_iᵀ [d, br]
     let mut qt = vec![0.0f32; d * br];
     transpose(q_b, d, br, d, &mut qt, br);
@@ -365,9 +370,22 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
         } else {
             (Triangle::Full, Triangle::Full)
         };
-        // Sᵀ [bc, br] = K_j · Q_iᵀ
+        // Sᵀ [bc, br] = K_j · Q_iᵀ, and the max of each column's visible scores
         let k_j = Strided::rows(&k_h[k0 * d..(k0 + bc) * d], d);
-        product(isa, st, br, k_j, &qt, br, bc, d, br, false, tri_cols);
+        let visible_from = vis.causal.then_some(k0 as isize - q0 as isize);
+        block_max.fill(f32::NEG_INFINITY);
+        score_product(
+            isa,
+            st,
+            k_j,
+            &qt,
+            bc,
+            d,
+            br,
+            tri_cols,
+            visible_from,
+            block_max,
+        );
         if vis.causal {
             // Key k0 + j is hidden from the queries q0 + i < k0 + j: a prefix of its row.
             for j in 0..bc {
@@ -375,12 +393,10 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
                 st[j * br..j * br + hide].fill(f32::NEG_INFINITY);
             }
         }
-        m_new.copy_from_slice(m);
-        for row in st.chunks_exact(br) {
-            for (mx, &s) in m_new.iter_mut().zip(row) {
-                let s = s * scale;
-                *mx = if s > *mx { s } else { *mx };
-            }
+        // max(s · scale) = scale · max(s) exactly: scale > 0 and rounding is monotonic.
+        for ((mx, &old), &bm) in m_new.iter_mut().zip(m.iter()).zip(block_max.iter()) {
+            let s = bm * scale;
+            *mx = if s > old { s } else { old };
         }
         for i in 0..br {
             m_sub[i] = if m_new[i] == f32::NEG_INFINITY {
@@ -734,6 +750,68 @@ impl<'a> Strided<'a> {
     }
 }
 
+/// The score product `c [m, n] = a · b` (`c` row-major with `n` values per row) of the forward,
+/// and `col_max[j] = max(col_max[j], max_i c[i·n + j])` over the visible entries: all, or
+/// with `visible_from = Some(o)` those with `j ≥ i + o` (the causal mask in the transposed
+/// layout). On AVX-512 the maxima are taken from the register tiles as they are stored (a pass
+/// over the 64 KB block less, which streamed from L2); elsewhere by a pass over `c`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn score_product(
+    isa: Isa,
+    c: &mut [f32],
+    a: Strided,
+    b: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    tri: Triangle,
+    visible_from: Option<isize>,
+    col_max: &mut [f32],
+) {
+    assert!(
+        col_max.len() >= n,
+        "flash_attention: column maxima out of bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && m > 0 && n > 0 && k > 0 {
+        assert!(
+            (m - 1) * n + n <= c.len()
+                && (m - 1) * a.rs + (k - 1) * a.cs < a.data.len()
+                && (k - 1) * n + n <= b.len(),
+            "flash_attention: product operand out of bounds"
+        );
+        let args = avx512::Product {
+            c: c.as_mut_ptr(),
+            ldc: n,
+            a: a.data.as_ptr(),
+            a_rs: a.rs,
+            a_cs: a.cs,
+            b: b.as_ptr(),
+            ldb: n,
+            k,
+            accumulate: false,
+            col_max: Some(avx512::ColMax {
+                max: col_max.as_mut_ptr(),
+                visible_from: visible_from.unwrap_or(isize::MIN),
+                row0: 0,
+                col0: 0,
+            }),
+        };
+        // SAFETY: as in `product`: every index is bounded by the assert above, and `col_max`
+        // holds the n columns' maxima; `isa` says the CPU has AVX-512F.
+        unsafe { avx512::product(args, m, n, tri) };
+        return;
+    }
+    product(isa, c, n, a, b, n, m, k, n, false, tri);
+    for (i, row) in c.chunks_exact(n).take(m).enumerate() {
+        let first = visible_from.map_or(0, |o| (i as isize + o).clamp(0, n as isize) as usize);
+        for (mx, &x) in col_max[first..n].iter_mut().zip(&row[first..n]) {
+            *mx = if x > *mx { x } else { *mx };
+        }
+    }
+}
+
 /// Block product `c[i·ldc + j] (+)= Σ_p a(i, p) · b[p·ldb + j]` for `i < m`, `p < k`, `j < n`, on
 /// the calling thread: the AVX-512 kernel below where the CPU has it, `gemm` elsewhere.
 #[allow(clippy::too_many_arguments)]
@@ -780,6 +858,7 @@ fn product(
             ldb,
             k,
             accumulate,
+            col_max: None,
         };
         // SAFETY: every index the kernel reaches is bounded by the asserts above; `c` is a unique
         // borrow, so it aliases neither operand; `isa` says the CPU has AVX-512F.
@@ -837,6 +916,18 @@ mod avx512 {
         pub ldb: usize,
         pub k: usize,
         pub accumulate: bool,
+        /// Column maxima to update from the stored tiles (see [`super::score_product`]).
+        pub col_max: Option<ColMax>,
+    }
+
+    /// `max[j]` for the product's columns; `(row0, col0)`: where the current tile starts.
+    #[derive(Clone, Copy)]
+    pub(super) struct ColMax {
+        pub max: *mut f32,
+        /// Entry `(i, j)` counts iff `j ≥ i + visible_from` (`isize::MIN`: all do).
+        pub visible_from: isize,
+        pub row0: usize,
+        pub col0: usize,
     }
 
     /// # Safety
@@ -871,6 +962,11 @@ mod avx512 {
                     a: x.a.add(i0 * x.a_rs + k_lo * x.a_cs),
                     b: x.b.add(k_lo * x.ldb + j0),
                     k: k_hi - k_lo,
+                    col_max: x.col_max.map(|cm| ColMax {
+                        row0: i0,
+                        col0: j0,
+                        ..cm
+                    }),
                     ..x
                 };
                 match rows {
@@ -929,6 +1025,30 @@ mod avx512 {
                     x
                 };
                 _mm512_mask_storeu_ps(c.add(16 * v), mk, x);
+            }
+        }
+        if let Some(cm) = t.col_max {
+            let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for v in 0..V {
+                let mk = if v + 1 == V { mask } else { 0xffff };
+                let cols = _mm512_add_epi32(lane, _mm512_set1_epi32((cm.col0 + 16 * v) as i32));
+                let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
+                for (r, acc) in acc.iter().enumerate() {
+                    let visible = if cm.visible_from == isize::MIN {
+                        mk
+                    } else {
+                        let first = (cm.row0 + r) as isize + cm.visible_from;
+                        let first = _mm512_set1_epi32(
+                            first.clamp(i32::MIN as isize, i32::MAX as isize) as i32,
+                        );
+                        mk & _mm512_cmpge_epi32_mask(cols, first)
+                    };
+                    // max(x, mx) keeps mx where x is NaN, as the scalar comparison does.
+                    mx = _mm512_mask_max_ps(mx, visible, acc[v], mx);
+                }
+                let dst = cm.max.add(cm.col0 + 16 * v);
+                let old = _mm512_maskz_loadu_ps(mk, dst);
+                _mm512_mask_storeu_ps(dst, mk, _mm512_max_ps(mx, old));
             }
         }
     }
