@@ -15,7 +15,7 @@
 //! the fused and the plain path drop the same weights. The forward applies `M` to each probability
 //! block after its row sums are taken; the backward regenerates it: `dVⱼ += (M ∘ P)ᵀ dO`,
 //! `dS = (M ∘ P ∘ dP̃ − P ∘ D) · scale` with `dP̃ = dO Vᵀ`, and `D = rowsum(dO ∘ O)` unchanged
-//! (`Σⱼ Pᵢⱼ Mᵢⱼ dP̃ᵢⱼ = dOᵢ · Oᵢ`; FlashAttention §B.2).
+//! (`Σⱼ Pᵢⱼ Mᵢⱼ dP̃ᵢⱼ = dOᵢ · Oᵢ`; Dao et al. 2022, appendix B).
 //!
 //! **Forward**, per head and per block of `BR` queries `Qᵢ`, over blocks of `BC` keys `Kⱼ, Vⱼ`:
 //! `Sᵢⱼ = Qᵢ Kⱼᵀ · scale`, `mᵢ ← max(mᵢ, rowmax Sᵢⱼ)`, `Pᵢⱼ = exp(Sᵢⱼ − mᵢ)`,
