@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! begin:  memory = encoder(src);  K_l, V_l = multihead_attn_l.project(memory)   once
-//!         (K_l transposed per head [rows, H, d_h, S], V_l in [rows, S, 2d])
+//!         (K_l transposed per head [rows, H, d_h, S'], S' = S padded to whole key blocks;
+//!          V_l in [rows, S, 2d])
 //! step t: x = tgt_emb(y_{t-1}) · √d + pe[t]                                           [rows, 1, d]
 //!         per layer l: self-attention over cache_l ∪ {x}   (keys/values written in place)
 //!                      cache_l: [rows, capacity ≥ t+1, d]
