@@ -144,6 +144,11 @@ for threads in sorted({t for _, t in gemm}):
     cell = lambda i: (lambda v: "–" if not v else f"{statistics.median(v):.0f} ({len(v)} runs)")(gemm.get((i, threads)))
     lines.append(f"| {threads} | {cell('attend')} | {cell('torch')} |")
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+# A link where the raw lines sit in the repository's benches/results (kept with the table), a
+# plain path elsewhere (e.g. the default under target/, which is not committed).
+rel = os.path.relpath(out, os.path.dirname(md))
+raw_lines = (f"Raw JSON lines: [`{rel}`]({rel})." if rel.startswith("benches/results/")
+             else f"Raw JSON lines: `{rel}` (not committed).")
 section = "\n".join([
     "<!-- vs-peers:attention:begin -->",
     f"Measured {now} on {cpu} ({nproc} vCPUs), float32; attend {rev} built by {rustc}; "
@@ -158,7 +163,7 @@ section = "\n".join([
     command,
     "```",
     "",
-    f"Raw JSON lines: `{os.path.relpath(out, os.path.dirname(md))}` (not committed).",
+    raw_lines,
     "<!-- vs-peers:attention:end -->",
 ])
 text = open(md).read() if os.path.exists(md) else "# Benchmarks\n\n## Attention (fused kernel vs PyTorch SDPA)\n\n"
