@@ -773,37 +773,28 @@ fn score_product(
         col_max.len() >= n,
         "flash_attention: column maxima out of bounds"
     );
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && m > 0 && n > 0 && k > 0 {
-        assert!(
-            (m - 1) * n + n <= c.len()
-                && (m - 1) * a.rs + (k - 1) * a.cs < a.data.len()
-                && (k - 1) * n + n <= b.len(),
-            "flash_attention: product operand out of bounds"
-        );
-        let args = avx512::Product {
-            c: c.as_mut_ptr(),
-            ldc: n,
-            a: a.data.as_ptr(),
-            a_rs: a.rs,
-            a_cs: a.cs,
-            b: b.as_ptr(),
-            ldb: n,
-            k,
-            accumulate: false,
-            col_max: Some(avx512::ColMax {
-                max: col_max.as_mut_ptr(),
-                visible_from: visible_from.unwrap_or(isize::MIN),
-                row0: 0,
-                col0: 0,
-            }),
-        };
-        // SAFETY: as in `product`: every index is bounded by the assert above, and `col_max`
-        // holds the n columns' maxima; `isa` says the CPU has AVX-512F.
-        unsafe { avx512::product(args, m, n, tri) };
+    let took_max = product_taking_max(
+        isa,
+        c,
+        n,
+        a,
+        b,
+        n,
+        m,
+        k,
+        n,
+        false,
+        tri,
+        Some(ColMax {
+            max: col_max.as_mut_ptr(),
+            visible_from: visible_from.unwrap_or(isize::MIN),
+            row0: 0,
+            col0: 0,
+        }),
+    );
+    if took_max {
         return;
     }
-    product(isa, c, n, a, b, n, m, k, n, false, tri);
     for (i, row) in c.chunks_exact(n).take(m).enumerate() {
         let first = visible_from.map_or(0, |o| (i as isize + o).clamp(0, n as isize) as usize);
         for (mx, &x) in col_max[first..n].iter_mut().zip(&row[first..n]) {
@@ -829,8 +820,40 @@ fn product(
     accumulate: bool,
     tri: Triangle,
 ) {
+    product_taking_max(isa, c, ldc, a, b, ldb, m, k, n, accumulate, tri, None);
+}
+
+/// Column maxima that the AVX-512 block product takes from its register tiles as it stores them:
+/// `max[j]` for the product's columns; `(row0, col0)`: where the current tile starts.
+#[derive(Clone, Copy)]
+struct ColMax {
+    max: *mut f32,
+    /// Entry `(i, j)` counts iff `j ≥ i + visible_from` (`isize::MIN`: all do).
+    visible_from: isize,
+    row0: usize,
+    col0: usize,
+}
+
+/// [`product`], and with `col_max` (`max` valid for `n` floats) the column maxima as well where the
+/// AVX-512 kernel runs: returns whether it took them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn product_taking_max(
+    isa: Isa,
+    c: &mut [f32],
+    ldc: usize,
+    a: Strided,
+    b: &[f32],
+    ldb: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    tri: Triangle,
+    col_max: Option<ColMax>,
+) -> bool {
     if m == 0 || n == 0 {
-        return;
+        return false;
     }
     assert!(
         (m - 1) * ldc + n <= c.len(),
@@ -840,7 +863,7 @@ fn product(
         if !accumulate {
             c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
         }
-        return;
+        return false;
     }
     assert!(
         (m - 1) * a.rs + (k - 1) * a.cs < a.data.len() && (k - 1) * ldb + n <= b.len(),
@@ -858,14 +881,15 @@ fn product(
             ldb,
             k,
             accumulate,
-            col_max: None,
+            col_max,
         };
-        // SAFETY: every index the kernel reaches is bounded by the asserts above; `c` is a unique
-        // borrow, so it aliases neither operand; `isa` says the CPU has AVX-512F.
+        // SAFETY: every index the kernel reaches is bounded by the asserts above (and `col_max`'s
+        // n floats by the caller); `c` is a unique borrow, so it aliases neither operand; `isa`
+        // says the CPU has AVX-512F.
         unsafe { avx512::product(args, m, n, tri) };
-        return;
+        return true;
     }
-    let _ = (isa, tri);
+    let _ = (isa, tri, col_max);
     // SAFETY: as above: the asserts bound every index gemm reaches through these strides.
     unsafe {
         gemm::gemm(
@@ -890,6 +914,7 @@ fn product(
             gemm::Parallelism::None,
         );
     }
+    false
 }
 
 /// Register-tiled block product for AVX-512: `MR` rows × up to 4 vectors of 16 columns of `c` are
@@ -898,7 +923,7 @@ fn product(
 /// packing 64 × 64 operands).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::Triangle;
+    use super::{ColMax, Triangle};
     use std::arch::x86_64::*;
 
     /// Rows of `c` per register tile.
@@ -918,16 +943,6 @@ mod avx512 {
         pub accumulate: bool,
         /// Column maxima to update from the stored tiles (see [`super::score_product`]).
         pub col_max: Option<ColMax>,
-    }
-
-    /// `max[j]` for the product's columns; `(row0, col0)`: where the current tile starts.
-    #[derive(Clone, Copy)]
-    pub(super) struct ColMax {
-        pub max: *mut f32,
-        /// Entry `(i, j)` counts iff `j ≥ i + visible_from` (`isize::MIN`: all do).
-        pub visible_from: isize,
-        pub row0: usize,
-        pub col0: usize,
     }
 
     /// # Safety
