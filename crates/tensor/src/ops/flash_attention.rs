@@ -35,7 +35,9 @@
 //! packing where the CPU has AVX-512 (`gemm` spent a third of its time packing these 64-wide blocks,
 //! per `perf`), `gemm` elsewhere; with a causal mask they skip the hidden triangle of diagonal
 //! blocks. The forward's score product also takes every query's block maximum from its register
-//! tiles as they are stored (hidden entries left out), instead of a separate pass over the block.
+//! tiles as they are stored (hidden entries left out), instead of a separate pass over the block,
+//! and its probabilities are taken in registers as `2^(s·scale·log₂e − m·log₂e)` (one FMA for the
+//! argument, a degree-6 polynomial, `vscalefps`; hidden entries masked, not filled with `−∞`).
 //! The work is spread over (batch·head, query block) in the forward and over batch·head in the
 //! backward with rayon. The element-wise loops are compiled for AVX-512 / AVX2 and chosen at run
 //! time (`ATTEND_SIMD=avx2|baseline` caps the choice).
@@ -355,10 +357,10 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
     // Max of every query's visible raw scores in the current key block.
     let mut block_max = [f32::NEG_INFINITY; BR];
     let block_max = &mut block_max[..br];
-    // qt: Q_iᵀ [d, br]
-    let mut qt = vec![0.0f32; d * br];
-    transpose(q_b, d, br, d, &mut qt, br);
-    let mut st = vec![0.0f32; BC.min(kend) * br];
+    let mut scratch = Scratch::take(d * br + BC.min(kend) * br);
+    // qt: Q_iᵀ [d, br]; st: Sᵀ [bc, br]
+    let (qt, st) = scratch.buf().split_at_mut(d * br);
+    transpose(q_b, d, br, d, qt, br);
     for k0 in (0..kend).step_by(BC) {
         let bc = BC.min(kend - k0);
         let st = &mut st[..bc * br];
@@ -378,7 +380,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             isa,
             st,
             k_j,
-            &qt,
+            qt,
             bc,
             d,
             br,
@@ -386,13 +388,6 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             visible_from,
             block_max,
         );
-        if vis.causal {
-            // Key k0 + j is hidden from the queries q0 + i < k0 + j: a prefix of its row.
-            for j in 0..bc {
-                let hide = (k0 + j).saturating_sub(q0).min(br);
-                st[j * br..j * br + hide].fill(f32::NEG_INFINITY);
-            }
-        }
         // max(s · scale) = scale · max(s) exactly: scale > 0 and rounding is monotonic.
         for ((mx, &old), &bm) in m_new.iter_mut().zip(m.iter()).zip(block_max.iter()) {
             let s = bm * scale;
@@ -407,12 +402,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             alpha[i] = exp(m[i] - m_sub[i]);
         }
         l_blk.fill(0.0);
-        for row in st.chunks_exact_mut(br) {
-            for ((p, &sub), acc) in row.iter_mut().zip(m_sub.iter()).zip(l_blk.iter_mut()) {
-                *p = exp(*p * scale - sub);
-                *acc += *p;
-            }
-        }
+        exp_rows(isa, st, br, scale, m_sub, visible_from, l_blk);
         for i in 0..br {
             l[i] = l[i] * alpha[i] + l_blk[i];
             m[i] = m_new[i];
@@ -455,6 +445,58 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
         } else {
             o.fill(0.0);
             *lse = f32::INFINITY;
+        }
+    }
+}
+
+/// `Pᵀ = exp(Sᵀ · scale − m)` in place over a transposed score block `st [rows, br]` (`m [br]`: a
+/// max per query, i.e. per column), `0` on the hidden entries — `(j, i)` with `i < j + o` for
+/// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]`. On AVX-512
+/// as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere by [`exp`].
+#[inline(always)]
+fn exp_rows(
+    isa: Isa,
+    st: &mut [f32],
+    br: usize,
+    scale: f32,
+    m: &[f32],
+    visible_from: Option<isize>,
+    sum: &mut [f32],
+) {
+    assert!(
+        br <= BR && m.len() >= br && sum.len() >= br && st.len().is_multiple_of(br),
+        "flash_attention: probability block out of bounds"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        let mut sub = [0.0f32; BR];
+        for (s, &m) in sub.iter_mut().zip(&m[..br]) {
+            *s = m * std::f32::consts::LOG2_E;
+        }
+        let args = avx512::ExpRows {
+            st: st.as_mut_ptr(),
+            rows: st.len() / br,
+            br,
+            c: scale * std::f32::consts::LOG2_E,
+            sub: sub.as_ptr(),
+            visible_from: visible_from.unwrap_or(isize::MIN),
+            sum: sum.as_mut_ptr(),
+        };
+        // SAFETY: the assert bounds `st`, `sub` and `sum`; `isa` says the CPU has AVX-512F.
+        unsafe { avx512::exp_rows(args) };
+        return;
+    }
+    let _ = isa;
+    for (j, row) in st.chunks_exact_mut(br).enumerate() {
+        let first = visible_from.map_or(0, |o| (j as isize + o).clamp(0, br as isize) as usize);
+        row[..first].fill(0.0);
+        for ((p, &sub), acc) in row[first..]
+            .iter_mut()
+            .zip(&m[first..br])
+            .zip(&mut sum[first..br])
+        {
+            *p = exp(*p * scale - sub);
+            *acc += *p;
         }
     }
 }
@@ -998,6 +1040,102 @@ mod avx512 {
         }
     }
 
+    /// `2ʸ` coefficients on `[−½, ½]`, degree 6 (least-squares minimax on the relative error:
+    /// 1.9e-9; with f32 Horner steps ≤ 1.4 ulp), constant term first.
+    const EXP2_POLY: [f32; 7] = [
+        1.0,
+        std::f32::consts::LN_2,
+        0.240_226_46,
+        0.055_503_286,
+        0.009_618_489,
+        0.001_339_993_1,
+        0.000_153_458,
+    ];
+
+    /// The probabilities of one transposed score block (see [`super::exp_rows`]).
+    #[derive(Clone, Copy)]
+    pub(super) struct ExpRows {
+        pub st: *mut f32,
+        pub rows: usize,
+        pub br: usize,
+        /// `scale · log₂e`
+        pub c: f32,
+        /// `[br]`: every query's max to subtract, times `log₂e`
+        pub sub: *const f32,
+        /// Entry `(j, i)` is visible iff `i ≥ j + visible_from` (`isize::MIN`: all are).
+        pub visible_from: isize,
+        /// `[br]`: every query's sum of probabilities, added to
+        pub sum: *mut f32,
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512F; `st` is valid for `rows · br` floats, `sub` and `sum` for `br`;
+    /// `br ≤ 64`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp_rows(x: ExpRows) {
+        match x.br.div_ceil(16) {
+            0 => {}
+            1 => exp_rows_v::<1>(x),
+            2 => exp_rows_v::<2>(x),
+            3 => exp_rows_v::<3>(x),
+            _ => exp_rows_v::<4>(x),
+        }
+    }
+
+    /// [`exp_rows`] for rows of `V` vectors: `y = s·c − sub` (one FMA), `2ʸ = 2ⁿ·2ᶠ` with `n` the
+    /// nearest integer and `f = y − n ∈ [−½, ½]`, `2ᶠ` by [`EXP2_POLY`] and `2ⁿ` by `vscalefps`;
+    /// `0` below `2⁻¹²⁶` and on hidden entries, NaN kept.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
+        let tail = x.br - 16 * (V - 1);
+        let tail_mask: __mmask16 = if tail == 16 {
+            0xffff
+        } else {
+            (1u16 << tail) - 1
+        };
+        let lanes = |v: usize| if v + 1 == V { tail_mask } else { 0xffff };
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let c = _mm512_set1_ps(x.c);
+        let lo = _mm512_set1_ps(-126.0);
+        let mut sub = [_mm512_setzero_ps(); V];
+        let mut sum = [_mm512_setzero_ps(); V];
+        for (v, sub) in sub.iter_mut().enumerate() {
+            *sub = _mm512_maskz_loadu_ps(lanes(v), x.sub.add(16 * v));
+        }
+        for j in 0..x.rows {
+            let row = x.st.add(j * x.br);
+            let first = if x.visible_from == isize::MIN {
+                0
+            } else {
+                (j as isize + x.visible_from).clamp(0, x.br as isize) as i32
+            };
+            let first = _mm512_set1_epi32(first);
+            for v in 0..V {
+                let cols = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v as i32));
+                let visible = lanes(v) & _mm512_cmpge_epi32_mask(cols, first);
+                let s = _mm512_maskz_loadu_ps(visible, row.add(16 * v));
+                let y = _mm512_fmsub_ps(s, c, sub[v]);
+                // not(y < −126): NaN stays
+                let keep = visible & _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(y, lo);
+                let n =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+                let f = _mm512_sub_ps(y, n);
+                let mut p = _mm512_set1_ps(EXP2_POLY[6]);
+                for &k in EXP2_POLY[..6].iter().rev() {
+                    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(k));
+                }
+                let p = _mm512_maskz_scalef_ps(keep, p, n);
+                _mm512_mask_storeu_ps(row.add(16 * v), lanes(v), p);
+                sum[v] = _mm512_add_ps(sum[v], p);
+            }
+        }
+        for (v, &s) in sum.iter().enumerate() {
+            let dst = x.sum.add(16 * v);
+            let old = _mm512_maskz_loadu_ps(lanes(v), dst);
+            _mm512_mask_storeu_ps(dst, lanes(v), _mm512_add_ps(old, s));
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     unsafe fn tile_rows<const R: usize>(t: Product, vectors: usize, mask: __mmask16) {
         match vectors {
@@ -1114,6 +1252,38 @@ fn backward_head_for(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
     backward_head(h, dq, dk, dv)
 }
 
+thread_local! {
+    /// Block buffers of the forward, kept by each thread from one query block to the next.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer, taken for one query block and given back when dropped. It holds
+/// what earlier blocks left (the block writes before it reads) and only grows: a fresh
+/// `vec![0.0; len]` per block cost a 64 KB `memset` each.
+/// The buffer and the length in use.
+struct Scratch(Vec<f32>, usize);
+
+impl Scratch {
+    #[inline(always)]
+    fn take(len: usize) -> Scratch {
+        let mut buf = SCRATCH.take();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        Scratch(buf, len)
+    }
+
+    fn buf(&mut self) -> &mut [f32] {
+        &mut self.0[..self.1]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(std::mem::take(&mut self.0));
+    }
+}
+
 /// Zeroes a task's chunk of an output buffer and hands it out initialized. Each task zeroes its own
 /// chunk, in its cache and in parallel, instead of one `memset` of the whole output up front (which
 /// cost 8% of fwd+bwd at 32×8×64×64).
@@ -1173,5 +1343,76 @@ fn exp(x: f32) -> f32 {
         0.0
     } else {
         er * two_n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// `exp_rows` on this CPU's path and on the portable one against f64: within 2 ulp and the
+    /// rounding of an f32 argument (+ a float of absolute slack near the underflow), hidden entries exactly 0 whatever they held, −∞ → 0,
+    /// NaN kept, the column sums those of the f64 probabilities.
+    #[test]
+    fn block_probabilities_match_f64_exp() {
+        let mut rng = Rng::new(7);
+        for (rows, br) in [(1, 1), (5, 16), (7, 33), (64, 64), (3, 50), (256, 64)] {
+            for visible_from in [None, Some(-3isize), Some(0), Some(5)] {
+                let scale = rng.uniform(0.05, 0.5);
+                let m: Vec<f32> = (0..br).map(|_| rng.uniform(-2.0, 30.0)).collect();
+                let mut st: Vec<f32> = (0..rows * br).map(|_| rng.uniform(-200.0, 50.0)).collect();
+                // keep every argument ≤ 0, as the online softmax does
+                for (j, x) in st.iter_mut().enumerate() {
+                    *x = x.min(m[j % br] / scale);
+                }
+                st[0] = f32::NEG_INFINITY;
+                let hidden = |j: usize, i: usize| {
+                    visible_from.is_some_and(|o| (i as isize) < j as isize + o)
+                };
+                for isa in [isa(), Isa::Baseline] {
+                    let mut p = st.clone();
+                    for (j, row) in p.chunks_exact_mut(br).enumerate() {
+                        for (i, x) in row.iter_mut().enumerate() {
+                            if hidden(j, i) {
+                                *x = f32::NAN;
+                            }
+                        }
+                    }
+                    let mut sum = vec![1.0f32; br];
+                    exp_rows(isa, &mut p, br, scale, &m, visible_from, &mut sum);
+                    let mut want_sum = vec![1.0f64; br];
+                    for (idx, (&got, &s)) in p.iter().zip(&st).enumerate() {
+                        let (j, i) = (idx / br, idx % br);
+                        let want = if hidden(j, i) {
+                            0.0
+                        } else {
+                            (s as f64 * scale as f64 - m[i] as f64).exp()
+                        };
+                        want_sum[i] += want;
+                        // the f32 argument's rounding (ε·|terms|) and 2 ulp for the exponential
+                        let terms = (s as f64 * scale as f64).abs().min(1e3) + m[i].abs() as f64;
+                        let err = (got as f64 - want).abs();
+                        assert!(
+                            err <= (2.0 + 2.0 * terms) * f32::EPSILON as f64 * want + 1e-37,
+                            "{rows}×{br} {visible_from:?}: ({j}, {i}) {got} vs {want}"
+                        );
+                        if hidden(j, i) {
+                            assert_eq!(got.to_bits(), 0, "hidden entry ({j}, {i})");
+                        }
+                    }
+                    for (&got, &want) in sum.iter().zip(&want_sum) {
+                        assert!(
+                            (got as f64 - want).abs() <= 1e-5 * want,
+                            "sum {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        let mut nan = [f32::NAN, 0.0];
+        let mut sum = [0.0; 2];
+        exp_rows(isa(), &mut nan, 2, 1.0, &[0.0, 0.0], None, &mut sum);
+        assert!(nan[0].is_nan() && sum[0].is_nan() && nan[1] == 1.0);
     }
 }
