@@ -402,7 +402,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             alpha[i] = exp(m[i] - m_sub[i]);
         }
         l_blk.fill(0.0);
-        exp_rows(isa, st, br, scale, m_sub, visible_from, l_blk);
+        exp_rows(isa, st, br, scale, m_sub, visible_from, Some(l_blk));
         for i in 0..br {
             l[i] = l[i] * alpha[i] + l_blk[i];
             m[i] = m_new[i];
@@ -451,7 +451,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
 
 /// `Pᵀ = exp(Sᵀ · scale − m)` in place over a transposed score block `st [rows, br]` (`m [br]`: a
 /// max per query, i.e. per column), `0` on the hidden entries — `(j, i)` with `i < j + o` for
-/// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]`. On AVX-512
+/// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]` if asked. On AVX-512
 /// as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere by [`exp`].
 #[inline(always)]
 fn exp_rows(
@@ -461,10 +461,13 @@ fn exp_rows(
     scale: f32,
     m: &[f32],
     visible_from: Option<isize>,
-    sum: &mut [f32],
+    mut sum: Option<&mut [f32]>,
 ) {
     assert!(
-        br <= BR && m.len() >= br && sum.len() >= br && st.len().is_multiple_of(br),
+        br <= BR
+            && m.len() >= br
+            && sum.as_ref().is_none_or(|s| s.len() >= br)
+            && st.len().is_multiple_of(br),
         "flash_attention: probability block out of bounds"
     );
     #[cfg(target_arch = "x86_64")]
@@ -480,7 +483,7 @@ fn exp_rows(
             c: scale * std::f32::consts::LOG2_E,
             sub: sub.as_ptr(),
             visible_from: visible_from.unwrap_or(isize::MIN),
-            sum: sum.as_mut_ptr(),
+            sum: sum.map_or(std::ptr::null_mut(), |s| s.as_mut_ptr()),
         };
         // SAFETY: the assert bounds `st`, `sub` and `sum`; `isa` says the CPU has AVX-512F.
         unsafe { avx512::exp_rows(args) };
@@ -490,13 +493,13 @@ fn exp_rows(
     for (j, row) in st.chunks_exact_mut(br).enumerate() {
         let first = visible_from.map_or(0, |o| (j as isize + o).clamp(0, br as isize) as usize);
         row[..first].fill(0.0);
-        for ((p, &sub), acc) in row[first..]
-            .iter_mut()
-            .zip(&m[first..br])
-            .zip(&mut sum[first..br])
-        {
+        for (p, &sub) in row[first..].iter_mut().zip(&m[first..br]) {
             *p = exp(*p * scale - sub);
-            *acc += *p;
+        }
+        if let Some(sum) = sum.as_deref_mut() {
+            for (acc, &p) in sum[first..br].iter_mut().zip(&row[first..]) {
+                *acc += p;
+            }
         }
     }
 }
@@ -670,6 +673,8 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                 false,
                 tri_cols,
             );
+            let visible_from = vis.causal.then_some(k0 as isize - q0 as isize);
+            exp_rows(isa, pt, br, scale, lse, visible_from, None);
             let hidden = |j: usize| {
                 if vis.causal {
                     (k0 + j).saturating_sub(q0).min(br)
@@ -677,13 +682,6 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                     0
                 }
             };
-            for (j, row) in pt.chunks_exact_mut(br).enumerate() {
-                let hide = hidden(j);
-                row[..hide].fill(0.0);
-                for (p, &lse) in row[hide..].iter_mut().zip(&lse[hide..]) {
-                    *p = exp(*p * scale - lse);
-                }
-            }
             let pt: &[f32] = pt;
             let kept: &[f32] = match h.drop {
                 Some(drop) => {
@@ -1064,7 +1062,7 @@ mod avx512 {
         pub sub: *const f32,
         /// Entry `(j, i)` is visible iff `i ≥ j + visible_from` (`isize::MIN`: all are).
         pub visible_from: isize,
-        /// `[br]`: every query's sum of probabilities, added to
+        /// `[br]`: every query's sum of probabilities, added to (null: not asked for)
         pub sum: *mut f32,
     }
 
@@ -1128,6 +1126,9 @@ mod avx512 {
                 _mm512_mask_storeu_ps(row.add(16 * v), lanes(v), p);
                 sum[v] = _mm512_add_ps(sum[v], p);
             }
+        }
+        if x.sum.is_null() {
+            return;
         }
         for (v, &s) in sum.iter().enumerate() {
             let dst = x.sum.add(16 * v);
@@ -1353,7 +1354,8 @@ mod tests {
 
     /// `exp_rows` on this CPU's path and on the portable one against f64: within 2 ulp and the
     /// rounding of an f32 argument (+ a float of absolute slack near the underflow), hidden entries exactly 0 whatever they held, −∞ → 0,
-    /// NaN kept, the column sums those of the f64 probabilities.
+    /// NaN kept, the column sums those of the f64 probabilities (and the same probabilities when no
+    /// sums are asked for).
     #[test]
     fn block_probabilities_match_f64_exp() {
         let mut rng = Rng::new(7);
@@ -1380,7 +1382,13 @@ mod tests {
                         }
                     }
                     let mut sum = vec![1.0f32; br];
-                    exp_rows(isa, &mut p, br, scale, &m, visible_from, &mut sum);
+                    let mut unsummed = p.clone();
+                    exp_rows(isa, &mut p, br, scale, &m, visible_from, Some(&mut sum));
+                    exp_rows(isa, &mut unsummed, br, scale, &m, visible_from, None);
+                    assert!(p
+                        .iter()
+                        .zip(&unsummed)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
                     let mut want_sum = vec![1.0f64; br];
                     for (idx, (&got, &s)) in p.iter().zip(&st).enumerate() {
                         let (j, i) = (idx / br, idx % br);
@@ -1412,7 +1420,7 @@ mod tests {
         }
         let mut nan = [f32::NAN, 0.0];
         let mut sum = [0.0; 2];
-        exp_rows(isa(), &mut nan, 2, 1.0, &[0.0, 0.0], None, &mut sum);
+        exp_rows(isa(), &mut nan, 2, 1.0, &[0.0, 0.0], None, Some(&mut sum));
         assert!(nan[0].is_nan() && sum[0].is_nan() && nan[1] == 1.0);
     }
 }
