@@ -43,6 +43,7 @@
 //! time (`ATTEND_SIMD=avx2|baseline` caps the choice).
 
 use crate::kernels::isa::{isa, Isa};
+use crate::kernels::math::exp;
 use crate::kernels::transpose::transpose;
 use crate::ops::dropout::mask_value;
 use crate::tensor::Tensor;
@@ -452,7 +453,8 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
 /// `Pᵀ = exp(Sᵀ · scale − m)` in place over a transposed score block `st [rows, br]` (`m [br]`: a
 /// max per query, i.e. per column), `0` on the hidden entries — `(j, i)` with `i < j + o` for
 /// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]` if asked. On AVX-512
-/// as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere by [`exp`].
+/// as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere by
+/// [`exp`](crate::kernels::math::exp).
 #[inline(always)]
 fn exp_rows(
     isa: Isa,
@@ -1182,13 +1184,16 @@ mod avx512 {
             }
         }
         if let Some(cm) = t.col_max {
+            // Every entry of the tile counts if its last row's first visible column is ≤ col0.
+            let all_visible = cm.visible_from == isize::MIN
+                || (cm.row0 + R - 1) as isize + cm.visible_from <= cm.col0 as isize;
             let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for v in 0..V {
                 let mk = if v + 1 == V { mask } else { 0xffff };
                 let cols = _mm512_add_epi32(lane, _mm512_set1_epi32((cm.col0 + 16 * v) as i32));
                 let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
                 for (r, acc) in acc.iter().enumerate() {
-                    let visible = if cm.visible_from == isize::MIN {
+                    let visible = if all_visible {
                         mk
                     } else {
                         let first = (cm.row0 + r) as isize + cm.visible_from;
@@ -1317,34 +1322,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     tail + acc.iter().sum::<f32>()
-}
-
-/// `eˣ` to ~2 ulp, branch-free so that loops over it vectorize; `0` below `ln(f32::MIN_POSITIVE)`
-/// (including `−∞`). Cody–Waite reduction `x = n·ln 2 + r`, `|r| ≤ ln 2 / 2`, then the Cephes
-/// `expf` polynomial for `eʳ`, scaled by `2ⁿ` through the exponent bits.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LO: f32 = -87.336_54;
-    const HI: f32 = 88.0;
-    let xc = x.clamp(LO, HI);
-    let n = (xc * std::f32::consts::LOG2_E).round_ties_even();
-    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
-    // n ∈ [−126, 127] here, so 2ⁿ is a normal float with biased exponent n + 127. Adding 2²³ puts
-    // the integer n + 127 in the low mantissa bits; shifting by 23 moves it into the exponent field
-    // (a float-to-int conversion would not vectorize).
-    let two_n = f32::from_bits((n + (8_388_608.0 + 127.0)).to_bits() << 23);
-    if x < LO {
-        0.0
-    } else {
-        er * two_n
-    }
 }
 
 #[cfg(test)]
