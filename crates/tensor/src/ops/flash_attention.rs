@@ -452,9 +452,9 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
 
 /// `Pᵀ = exp(Sᵀ · scale − m)` in place over a transposed score block `st [rows, br]` (`m [br]`: a
 /// max per query, i.e. per column), `0` on the hidden entries — `(j, i)` with `i < j + o` for
-/// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]` if asked. On AVX-512
-/// as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere by
-/// [`exp`](crate::kernels::math::exp).
+/// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]` if asked.
+/// On AVX-512 as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere
+/// by [`exp`].
 #[inline(always)]
 fn exp_rows(
     isa: Isa,
