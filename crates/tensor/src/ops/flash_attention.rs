@@ -366,7 +366,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
         let bc = BC.min(kend - k0);
         let st = &mut st[..bc * br];
         // Causal: key k0 + j is visible to query q0 + i iff j − i ≤ q0 − k0; the products skip the
-        // hidden triangle (the masking below overwrites what they leave).
+        // hidden triangle (the block exponential writes 0 over what the score product leaves).
         let (tri_cols, tri_keys) = if vis.causal {
             let off = q0 as isize - k0 as isize;
             (Triangle::ColsFrom(-off), Triangle::KBelow(off + 1))
