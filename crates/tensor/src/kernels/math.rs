@@ -8,7 +8,8 @@
 //! - `exp(x)`: `x = n·ln2 + r`, `|r| ≤ ln2/2` (Cody–Waite split of ln2), `eʳ ≈ 1 + r + r²·P(r)` with
 //!   Cephes' degree-5 minimax `P`, times `2ⁿ` built in the exponent bits. Relative error ≤ ~2 ulp on
 //!   `[−87.3, 88.7]`; below `−87.34` (where `eˣ` leaves the normal range) the result is 0, above 88.72
-//!   it is +∞; `exp(−∞) = 0` exactly (masked softmax weights stay exactly 0).
+//!   it is +∞; `exp(−∞) = 0` exactly (masked softmax weights stay exactly 0). `exp_finite(x)`: the
+//!   same below 88 without the overflow handling (for softmax arguments, which are ≤ 0).
 //! - `tanh(x)`: `|x| < 0.625`: Cephes' odd polynomial `x + x³·Q(x²)`; otherwise
 //!   `sign(x)·(1 − 2/(e^{2|x|} + 1))`. Relative error ≤ ~3 ulp; `tanh(±∞) = ±1`.
 //! - `sigmoid(x) = 1/(1 + e^{−x})`: relative error ≤ ~3 ulp where the result is a normal float.
@@ -69,19 +70,11 @@ const ROUND: f32 = 12_582_912.0;
 
 /// `eˣ` (see the module doc for accuracy and the range).
 #[inline(always)]
-#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
 pub fn exp(x: f32) -> f32 {
     let xc = x.clamp(EXP_MIN, EXP_MAX); // NaN stays NaN
     let shifted = xc * LOG2E + ROUND;
     let n = shifted - ROUND; // round(x / ln 2), in [−126, 128]
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
-    let y = p * (r * r) + r + 1.0;
+    let y = exp_reduced(xc, n);
     // 2ⁿ in two factors so that n = 128 (x near EXP_MAX) does not overflow the exponent field.
     // n as an integer, read from the mantissa of `shifted` (a saturating `as i32` would not vectorize).
     let ni = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -96,6 +89,43 @@ pub fn exp(x: f32) -> f32 {
     } else {
         out
     }
+}
+
+/// Above this, [`exp_finite`] returns `e^EXP_FINITE_MAX`: `n ≤ 127`, one factor `2ⁿ`.
+const EXP_FINITE_MAX: f32 = 88.0;
+
+/// `eˣ` for arguments that stay below 88 — a softmax's `x − max ≤ 0` —, equal to [`exp`] there
+/// (bit for bit); above 88 it returns `e⁸⁸` (finite) instead of overflowing. It leaves out `exp`'s
+/// two-factor `2ⁿ` for `n = 128`: fewer instructions per element (flash attention's portable
+/// path: 3 % of a causal forward on AVX2).
+#[inline(always)]
+pub fn exp_finite(x: f32) -> f32 {
+    let xc = x.clamp(EXP_MIN, EXP_FINITE_MAX); // NaN stays NaN
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND; // in [−126, 127]
+    let y = exp_reduced(xc, n);
+    // 2ⁿ: adding 2²³ + 127 puts the integer n + 127 in the low mantissa bits; shifting by 23 moves
+    // it into the exponent field (a float-to-int conversion would not vectorize).
+    let scale = f32::from_bits((n + (8_388_608.0 + 127.0)).to_bits() << 23);
+    if x < EXP_MIN {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+/// `eʳ` for `r = x − n·ln 2` (Cody–Waite), `|r| ≤ ln2/2`: `1 + r + r²·P(r)`, Cephes' `P`.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' coefficients as published
+fn exp_reduced(xc: f32, n: f32) -> f32 {
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    p * (r * r) + r + 1.0
 }
 
 /// Below this |x|, tanh uses the odd polynomial (no cancellation near 0).
@@ -315,6 +345,18 @@ mod tests {
             worst = worst.max(e);
         }
         assert!(worst <= 2.0, "exp: worst relative error {worst} ulp");
+    }
+
+    #[test]
+    fn exp_finite_is_exp_below_88_and_finite_above() {
+        for x in sweep(-100.0, 88.0, 1_000_000) {
+            assert_eq!(exp_finite(x).to_bits(), exp(x).to_bits(), "exp_finite({x})");
+        }
+        assert_eq!(exp_finite(f32::NEG_INFINITY), 0.0);
+        assert!(exp_finite(f32::NAN).is_nan());
+        for x in [88.5f32, 1e3, f32::INFINITY] {
+            assert_eq!(exp_finite(x), exp(88.0), "exp_finite({x})");
+        }
     }
 
     #[test]

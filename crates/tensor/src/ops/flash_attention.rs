@@ -43,7 +43,7 @@
 //! time (`ATTEND_SIMD=avx2|baseline` caps the choice).
 
 use crate::kernels::isa::{isa, Isa};
-use crate::kernels::math::exp;
+use crate::kernels::math::exp_finite;
 use crate::kernels::transpose::transpose;
 use crate::ops::dropout::mask_value;
 use crate::tensor::Tensor;
@@ -400,7 +400,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             } else {
                 m_new[i]
             };
-            alpha[i] = exp(m[i] - m_sub[i]);
+            alpha[i] = exp_finite(m[i] - m_sub[i]);
         }
         l_blk.fill(0.0);
         exp_rows(isa, st, br, scale, m_sub, visible_from, Some(l_blk));
@@ -454,7 +454,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
 /// max per query, i.e. per column), `0` on the hidden entries — `(j, i)` with `i < j + o` for
 /// `visible_from = Some(o)`, whatever `st` holds there — and `sum[i] += Σⱼ Pᵀ[j, i]` if asked.
 /// On AVX-512 as `2^(s · scale·log₂e − m·log₂e)` in registers ([`avx512::exp_rows`]); elsewhere
-/// by [`exp`].
+/// by [`exp_finite`].
 #[inline(always)]
 fn exp_rows(
     isa: Isa,
@@ -495,12 +495,18 @@ fn exp_rows(
     for (j, row) in st.chunks_exact_mut(br).enumerate() {
         let first = visible_from.map_or(0, |o| (j as isize + o).clamp(0, br as isize) as usize);
         row[..first].fill(0.0);
-        for (p, &sub) in row[first..].iter_mut().zip(&m[first..br]) {
-            *p = exp(*p * scale - sub);
-        }
-        if let Some(sum) = sum.as_deref_mut() {
-            for (acc, &p) in sum[first..br].iter_mut().zip(&row[first..]) {
-                *acc += p;
+        let (row, m) = (&mut row[first..], &m[first..br]);
+        match sum.as_deref_mut() {
+            Some(sum) => {
+                for ((p, &sub), acc) in row.iter_mut().zip(m).zip(&mut sum[first..br]) {
+                    *p = exp_finite(*p * scale - sub);
+                    *acc += *p;
+                }
+            }
+            None => {
+                for (p, &sub) in row.iter_mut().zip(m) {
+                    *p = exp_finite(*p * scale - sub);
+                }
             }
         }
     }
