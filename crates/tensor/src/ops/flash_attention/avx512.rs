@@ -49,12 +49,7 @@ pub(super) unsafe fn product(x: Product, m: usize, n: usize, tri: Triangle) {
         while j0 < n {
             let width = (n - j0).min(64);
             let vectors = width.div_ceil(16);
-            let tail = width - 16 * (vectors - 1);
-            let mask: __mmask16 = if tail == 16 {
-                0xffff
-            } else {
-                (1u16 << tail) - 1
-            };
+            let mask = first_lanes(width - 16 * (vectors - 1));
             let t = Product {
                 c: x.c.add(i0 * x.ldc + j0),
                 a: x.a.add(i0 * x.a_rs + k_lo * x.a_cs),
@@ -128,14 +123,8 @@ pub(super) unsafe fn exp_rows(x: ExpRows) {
 /// `0` below `2⁻¹²⁶` and on hidden entries, NaN kept.
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
-    let tail = x.br - 16 * (V - 1);
-    let tail_mask: __mmask16 = if tail == 16 {
-        0xffff
-    } else {
-        (1u16 << tail) - 1
-    };
+    let tail_mask = first_lanes(x.br - 16 * (V - 1));
     let lanes = |v: usize| if v + 1 == V { tail_mask } else { 0xffff };
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let c = _mm512_set1_ps(x.c);
     let lo = _mm512_set1_ps(-126.0);
     let mut sub = [_mm512_setzero_ps(); V];
@@ -148,12 +137,10 @@ unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
         let first = if x.visible_from == isize::MIN {
             0
         } else {
-            (j as isize + x.visible_from).clamp(0, x.br as isize) as i32
+            j as isize + x.visible_from
         };
-        let first = _mm512_set1_epi32(first);
         for v in 0..V {
-            let cols = _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v as i32));
-            let visible = lanes(v) & _mm512_cmpge_epi32_mask(cols, first);
+            let visible = lanes(v) & columns_from(16 * v, first);
             let s = _mm512_maskz_loadu_ps(visible, row.add(16 * v));
             let y = _mm512_fmsub_ps(s, c, sub[v]);
             // not(y < −126): NaN stays
@@ -227,19 +214,14 @@ unsafe fn tile<const R: usize, const V: usize>(t: Product, mask: __mmask16) {
         // Every entry of the tile counts if its last row's first visible column is ≤ col0.
         let all_visible = cm.visible_from == isize::MIN
             || (cm.row0 + R - 1) as isize + cm.visible_from <= cm.col0 as isize;
-        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         for v in 0..V {
             let mk = if v + 1 == V { mask } else { 0xffff };
-            let cols = _mm512_add_epi32(lane, _mm512_set1_epi32((cm.col0 + 16 * v) as i32));
             let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
             for (r, acc) in acc.iter().enumerate() {
                 let visible = if all_visible {
                     mk
                 } else {
-                    let first = (cm.row0 + r) as isize + cm.visible_from;
-                    let first =
-                        _mm512_set1_epi32(first.clamp(i32::MIN as isize, i32::MAX as isize) as i32);
-                    mk & _mm512_cmpge_epi32_mask(cols, first)
+                    mk & columns_from(cm.col0 + 16 * v, (cm.row0 + r) as isize + cm.visible_from)
                 };
                 // max(x, mx) keeps mx where x is NaN, as the scalar comparison does.
                 mx = _mm512_mask_max_ps(mx, visible, acc[v], mx);
@@ -249,4 +231,17 @@ unsafe fn tile<const R: usize, const V: usize>(t: Product, mask: __mmask16) {
             _mm512_mask_storeu_ps(dst, mk, _mm512_max_ps(mx, old));
         }
     }
+}
+
+/// The first `count` lanes of a vector (`1 ≤ count ≤ 16`).
+#[inline(always)]
+fn first_lanes(count: usize) -> __mmask16 {
+    (0xffff_u32 >> (16 - count)) as __mmask16
+}
+
+/// The lanes of a vector of columns `col0..col0 + 16` whose column is `≥ first`.
+#[inline(always)]
+fn columns_from(col0: usize, first: isize) -> __mmask16 {
+    let skip = (first - col0 as isize).clamp(0, 16);
+    (0xffff_u32 << skip) as __mmask16
 }
