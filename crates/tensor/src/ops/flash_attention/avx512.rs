@@ -120,7 +120,9 @@ pub(super) unsafe fn exp_rows(x: ExpRows) {
 
 /// [`exp_rows`] for rows of `V` vectors: `y = s·c − sub` (one FMA), `2ʸ = 2ⁿ·2ᶠ` with `n` the
 /// nearest integer and `f = y − n ∈ [−½, ½]`, `2ᶠ` by [`EXP2_POLY`] and `2ⁿ` by `vscalefps`;
-/// `0` below `2⁻¹²⁶` and on hidden entries, NaN kept.
+/// `0` below `2⁻¹²⁶` and on hidden entries, NaN kept. Rows without hidden entries (all rows of a
+/// block below the causal diagonal) take constant lane masks; rows with no visible entry are
+/// zeroed without an exponential.
 #[target_feature(enable = "avx512f")]
 unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
     let tail_mask = first_lanes(x.br - 16 * (V - 1));
@@ -132,19 +134,18 @@ unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
     for (v, sub) in sub.iter_mut().enumerate() {
         *sub = _mm512_maskz_loadu_ps(lanes(v), x.sub.add(16 * v));
     }
-    for j in 0..x.rows {
-        let row = x.st.add(j * x.br);
-        let first = if x.visible_from == isize::MIN {
-            0
-        } else {
-            j as isize + x.visible_from
-        };
+    // Row j's first visible column is j + visible_from: rows j < full_rows have none hidden.
+    let full_rows = if x.visible_from == isize::MIN {
+        x.rows
+    } else {
+        (1 - x.visible_from).clamp(0, x.rows as isize) as usize
+    };
+    let mut row_exp = |row: *mut f32, visible: [__mmask16; V]| {
         for v in 0..V {
-            let visible = lanes(v) & columns_from(16 * v, first);
-            let s = _mm512_maskz_loadu_ps(visible, row.add(16 * v));
+            let s = _mm512_maskz_loadu_ps(visible[v], row.add(16 * v));
             let y = _mm512_fmsub_ps(s, c, sub[v]);
             // not(y < −126): NaN stays
-            let keep = visible & _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(y, lo);
+            let keep = visible[v] & _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(y, lo);
             let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
             let f = _mm512_sub_ps(y, n);
             let mut p = _mm512_set1_ps(EXP2_POLY[6]);
@@ -155,6 +156,24 @@ unsafe fn exp_rows_v<const V: usize>(x: ExpRows) {
             _mm512_mask_storeu_ps(row.add(16 * v), lanes(v), p);
             sum[v] = _mm512_add_ps(sum[v], p);
         }
+    };
+    let all: [__mmask16; V] = std::array::from_fn(lanes);
+    for j in 0..full_rows {
+        row_exp(x.st.add(j * x.br), all);
+    }
+    for j in full_rows..x.rows {
+        let row = x.st.add(j * x.br);
+        let first = j as isize + x.visible_from;
+        if first >= x.br as isize {
+            for v in 0..V {
+                _mm512_mask_storeu_ps(row.add(16 * v), lanes(v), _mm512_setzero_ps());
+            }
+            continue;
+        }
+        row_exp(
+            row,
+            std::array::from_fn(|v| lanes(v) & columns_from(16 * v, first)),
+        );
     }
     if x.sum.is_null() {
         return;
