@@ -34,7 +34,9 @@ fn a_short_run_learns_and_reloads() {
     .map(|s| s.to_string())
     .collect();
     let config = Config::load(Some(std::path::Path::new(path)), &sets).unwrap();
-    let out = std::env::temp_dir().join(format!("attend-caption-train-{}", std::process::id()));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(env!("CARGO_CRATE_NAME"))
+        .join("run");
     let _ = std::fs::remove_dir_all(&out);
     let opts = TrainOptions {
         out: out.clone(),

@@ -108,7 +108,9 @@ fn source_padding_changes_no_output() {
 
 #[test]
 fn checkpoint_round_trip_gives_identical_outputs() {
-    let dir = std::env::temp_dir().join(format!("attend-ckpt-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(env!("CARGO_CRATE_NAME"))
+        .join("checkpoint");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("model.safetensors");
     let b = batch();

@@ -51,9 +51,11 @@ struct Browser {
 impl Browser {
     fn launch(bin: &Path, width: u32, height: u32) -> Browser {
         static LAUNCHED: AtomicUsize = AtomicUsize::new(0);
-        let profile = std::env::temp_dir().join(format!(
-            "attend-chromium-{}-{}",
-            std::process::id(),
+        // Under cargo's scratch directory, one name per launch: a profile that the browser's
+        // helper processes still write to as it is removed is replaced by the next run.
+        let profile = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{}-chromium-{}",
+            env!("CARGO_CRATE_NAME"),
             LAUNCHED.fetch_add(1, Ordering::SeqCst)
         ));
         let _ = std::fs::remove_dir_all(&profile);
@@ -81,6 +83,8 @@ impl Browser {
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--window-size={width},{height}"))
         .arg("about:blank")
+        // its shared-memory files (--disable-dev-shm-usage) go to TMPDIR: into the profile too
+        .env("TMPDIR", &profile)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

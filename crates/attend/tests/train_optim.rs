@@ -177,7 +177,9 @@ fn resumed_run_equals_uninterrupted_run() {
             first.backward();
             adam1.step(*lr);
         }
-        let dir = std::env::temp_dir().join(format!("attend-optim-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(env!("CARGO_CRATE_NAME"))
+            .join("resume");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("optim.safetensors");
         save_tensors(&adam1.state_tensors(), &path).unwrap();

@@ -18,8 +18,16 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Where a model trained once per test binary lives: under cargo's scratch directory for
+/// integration tests (`target/tmp`), one per binary and model, replaced by the next run — not a
+/// new directory in the system's temp directory on every run (a static is never dropped, so a
+/// per-process directory could not be removed).
+fn scratch(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{model}", env!("CARGO_CRATE_NAME")))
+}
+
 /// A reverse-task model (integers 0–50, target = source reversed) trained for a few hundred steps
-/// into a temp directory, once per test binary: enough to translate confidently. With
+/// into [`scratch`], once per test binary: enough to translate confidently. With
 /// `ATTEND_SERVE_MODEL=DIR` a reverse run trained elsewhere is used instead (for the README's
 /// screenshot; the tests of serve_api.rs expect the tiny model's sizes).
 pub fn tiny_model() -> &'static Path {
@@ -28,7 +36,7 @@ pub fn tiny_model() -> &'static Path {
         if let Some(dir) = std::env::var_os("ATTEND_SERVE_MODEL") {
             return PathBuf::from(dir);
         }
-        let dir = std::env::temp_dir().join(format!("attend-serve-model-{}", std::process::id()));
+        let dir = scratch("serve-model");
         let _ = std::fs::remove_dir_all(&dir);
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reverse.toml");
         let sets: Vec<String> = [
@@ -56,12 +64,11 @@ pub fn tiny_model() -> &'static Path {
 }
 
 /// A 2+2-layer, 4-head Transformer on the reverse task (configs/reverse-transformer.toml, smaller
-/// and shorter), trained once per test binary into a temp directory.
+/// and shorter), trained once per test binary into [`scratch`].
 pub fn tiny_transformer() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("attend-serve-transformer-{}", std::process::id()));
+        let dir = scratch("serve-transformer");
         let _ = std::fs::remove_dir_all(&dir);
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/reverse-transformer.toml");
