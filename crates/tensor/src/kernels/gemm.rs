@@ -10,7 +10,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on one thread (threading costs more than it saves).
-const PARALLEL_MIN_FLOPS: usize = 1 << 18;
+pub(super) const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
 /// `c = op(a) · op(b)` (or `c += …` when `accumulate`).
 ///
@@ -81,7 +81,7 @@ const FEW_ROWS_MIN_COLS: usize = 128;
 /// Whether `[m, k] · [n, k]ᵀ` takes [`few_rows_transposed`]: few rows (but whole register
 /// tiles' worth: a product with one row is a matrix-vector product, which the gemm crate does
 /// without packing), at least as many columns and at least [`FEW_ROWS_MIN_COLS`].
-fn takes_few_rows_path(m: usize, k: usize, n: usize) -> bool {
+pub(super) fn takes_few_rows_path(m: usize, k: usize, n: usize) -> bool {
     (8..=FEW_ROWS).contains(&m) && n >= m.max(FEW_ROWS_MIN_COLS) && k > 0
 }
 
@@ -143,8 +143,8 @@ unsafe fn few_rows_transposed(
         for j0 in (first..end).step_by(COLS) {
             let nj = COLS.min(end - j0);
             let ct = &mut ct[..nj * m];
-            // SAFETY (the three blocks below): c holds m rows of n (the contract) and this block
-            // alone reads and writes its columns j0..j0 + nj; b holds the nj rows j0.. it reads.
+            // SAFETY (the two blocks below): c holds m rows of n (the contract) and this block
+            // alone reads and writes its columns j0..j0 + nj.
             match start {
                 Start::Zero => {}
                 Start::Dst => unsafe {
@@ -156,30 +156,16 @@ unsafe fn few_rows_transposed(
                     }
                 }
             }
-            unsafe {
-                gemm::gemm(
-                    m,
-                    nj,
-                    k,
-                    ct.as_mut_ptr(),
-                    m as isize,
-                    1,
-                    !matches!(start, Start::Zero),
-                    at.as_ptr(),
-                    m as isize,
-                    1,
-                    b[j0 * k..].as_ptr(),
-                    k as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-                transpose_raw(ct.as_ptr(), m, nj, m, c_ptr.get().add(j0), n);
-            }
+            transposed_product(
+                ct,
+                at,
+                &b[j0 * k..],
+                m,
+                k,
+                nj,
+                !matches!(start, Start::Zero),
+            );
+            unsafe { transpose_raw(ct.as_ptr(), m, nj, m, c_ptr.get().add(j0), n) };
         }
     };
     let used = n.div_ceil(per_thread);
@@ -187,6 +173,55 @@ unsafe fn few_rows_transposed(
         (0..used).into_par_iter().for_each(thread_block);
     } else {
         thread_block(0);
+    }
+}
+
+/// `c = a · bᵀ` (`+=` when `accumulate`) for `a [m, k]` and the `nj` rows of `b [nj, k]`, made
+/// column-major — `ct [nj, m]`, row `j` of it column `j` of `c` — from `at [k, m] = aᵀ`, on the
+/// calling thread: the product of the few-rows path.
+pub(super) fn transposed_product(
+    ct: &mut [f32],
+    at: &[f32],
+    b: &[f32],
+    m: usize,
+    k: usize,
+    nj: usize,
+    accumulate: bool,
+) {
+    assert!(
+        ct.len() >= nj * m && at.len() >= k * m && b.len() >= nj * k,
+        "transposed product: [{nj}, {k}] · [{k}, {m}] out of bounds"
+    );
+    if m == 0 || nj == 0 || k == 0 {
+        if !accumulate {
+            ct[..nj * m].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the assert bounds every index these strides reach (dst (i, j) = ct[j·m + i],
+    // lhs (i, p) = at[p·m + i], rhs (p, j) = b[j·k + p]); `ct` is a unique borrow.
+    unsafe {
+        gemm::gemm(
+            m,
+            nj,
+            k,
+            ct.as_mut_ptr(),
+            m as isize,
+            1,
+            accumulate,
+            at.as_ptr(),
+            m as isize,
+            1,
+            b.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
     }
 }
 

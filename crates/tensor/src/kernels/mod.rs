@@ -1,5 +1,6 @@
 //! Low-level kernels on slices: matrix products (through `gemm`) and fused loops.
 
+pub mod feed_forward;
 pub mod fill;
 pub mod gemm;
 pub mod isa;

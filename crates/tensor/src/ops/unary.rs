@@ -1,4 +1,5 @@
-//! Element-wise functions: exp, log, tanh, sigmoid, relu, gelu, sqrt, square.
+//! Element-wise functions: exp, log, tanh, sigmoid, relu, gelu, sqrt, square (and the in-place
+//! forwards of relu and gelu, for fused callers).
 //!
 //! exp, tanh and sigmoid run the vectorized kernels of [`crate::kernels::math`] (≤ 3 ulp).
 //!
@@ -30,6 +31,16 @@ pub fn gelu_grad(x: f32) -> f32 {
     let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
     let pdf = (-0.5 * x * x).exp() * 0.398_942_3;
     cdf + x * pdf
+}
+
+/// `x ← max(x, 0)` element-wise (the forward of [`Var::relu`]).
+pub fn relu_inplace(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = x.max(0.0));
+}
+
+/// `x ← gelu(x)` element-wise (the forward of [`Var::gelu`]).
+pub fn gelu_inplace(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = gelu(*x));
 }
 
 fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, backward: crate::var::BackwardFn) -> Var {
@@ -93,16 +104,20 @@ impl Var {
     }
 
     pub fn relu(&self) -> Var {
-        unary(
+        unary_inplace(
             self,
-            |x| x.max(0.0),
+            relu_inplace,
             Box::new(|g, _, p| from_input(g, p, |x| if x > 0.0 { 1.0 } else { 0.0 })),
         )
     }
 
     /// GELU (exact, erf form).
     pub fn gelu(&self) -> Var {
-        unary(self, gelu, Box::new(|g, _, p| from_input(g, p, gelu_grad)))
+        unary_inplace(
+            self,
+            gelu_inplace,
+            Box::new(|g, _, p| from_input(g, p, gelu_grad)),
+        )
     }
 
     pub fn sqrt(&self) -> Var {

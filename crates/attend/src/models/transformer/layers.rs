@@ -17,6 +17,8 @@
 
 use crate::attention::{AttentionError, KvCache, KvMemory, MultiHeadAttention, StepMemory};
 use crate::nn::{LayerNorm, Linear, Params};
+use tensor::kernels::feed_forward::feed_forward;
+use tensor::ops::unary::{gelu_inplace, relu_inplace};
 use tensor::{Rng, Tensor, Var};
 
 /// `nn.Transformer`'s `layer_norm_eps`.
@@ -135,12 +137,49 @@ impl FeedForward {
 
     /// `x [B, L, d] → [B, L, d]`.
     fn forward(&self, x: &Var, p: f32, rng: &mut Option<&mut Rng>) -> Var {
+        if !tensor::is_grad_enabled() && (p == 0.0 || rng.is_none()) {
+            if let Some(y) = self.forward_transposed(x) {
+                return y;
+            }
+        }
         let h = self.linear1.forward(x); // [B, L, ff]
         let h = match self.activation {
             Activation::Relu => h.relu(),
             Activation::Gelu => h.gelu(),
         };
         self.linear2.forward(&dropout(h, p, rng))
+    }
+
+    /// The same function for the few rows of a decoding step, without gradients: through
+    /// [`feed_forward`], which keeps the hidden layer transposed between the two products (`None`
+    /// where that does not apply: many rows, narrow layers, no biases).
+    fn forward_transposed(&self, x: &Var) -> Option<Var> {
+        let (b1, b2) = (self.linear1.bias.as_ref()?, self.linear2.bias.as_ref()?);
+        let (d, h, e) = (
+            self.linear1.input_size(),
+            self.linear1.output_size(),
+            self.linear2.output_size(),
+        );
+        let x = x.value();
+        if x.rank() < 2 || x.dim(-1) != d || self.linear2.input_size() != h {
+            return None;
+        }
+        let f = match self.activation {
+            Activation::Relu => relu_inplace,
+            Activation::Gelu => gelu_inplace,
+        };
+        let y = feed_forward(
+            x.data(),
+            self.linear1.weight.value().data(),
+            b1.value().data(),
+            self.linear2.weight.value().data(),
+            b2.value().data(),
+            (x.numel() / d, d, h, e),
+            f,
+        )?;
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut()? = e;
+        Some(Var::constant(Tensor::from_vec(y, &shape)))
     }
 }
 
@@ -407,5 +446,47 @@ impl DecoderLayer {
             self_weights,
             cross_weights,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without gradients and at a decoding step's few rows the feed-forward block runs transposed
+    /// ([`FeedForward::forward_transposed`]); it must give the composed ops' values (the path
+    /// taken while gradients are recorded), for both activations.
+    #[test]
+    fn the_transposed_feed_forward_equals_the_composed_ops() {
+        for activation in [Activation::Relu, Activation::Gelu] {
+            let spec = LayerSpec {
+                d_model: 128,
+                heads: 4,
+                ff_size: 384,
+                activation,
+                norm: NormPlacement::Pre,
+                dropout: 0.1,
+                attention_dropout: 0.0,
+            };
+            let mut rng = Rng::new(5);
+            let ff = FeedForward::new(&mut Params::new(), "ff", &spec, &mut rng);
+            let x = Var::constant(Tensor::from_vec(
+                (0..24 * 128).map(|_| rng.normal()).collect(),
+                &[24, 1, 128],
+            ));
+            let fused = tensor::no_grad(|| {
+                assert!(ff.forward_transposed(&x).is_some(), "24 rows take it");
+                ff.forward(&x, spec.dropout, &mut None)
+            });
+            let plain = ff.forward(&x, spec.dropout, &mut None);
+            assert_eq!(fused.shape(), plain.shape());
+            let (f, p) = (fused.value(), plain.value());
+            for (i, (&a, &b)) in f.data().iter().zip(p.data()).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{activation:?} [{i}]: {a} vs {b}"
+                );
+            }
+        }
     }
 }
