@@ -33,12 +33,17 @@ pub fn gelu_grad(x: f32) -> f32 {
     cdf + x * pdf
 }
 
-/// `x ← max(x, 0)` element-wise (the forward of [`Var::relu`]).
-pub fn relu_inplace(xs: &mut [f32]) {
-    xs.iter_mut().for_each(|x| *x = x.max(0.0));
+/// `max(x, 0)`.
+pub fn relu(x: f32) -> f32 {
+    x.max(0.0)
 }
 
-/// `x ← gelu(x)` element-wise (the forward of [`Var::gelu`]).
+/// `x ← relu(x)` element-wise (for fused callers: the values of [`Var::relu`]).
+pub fn relu_inplace(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = relu(*x));
+}
+
+/// `x ← gelu(x)` element-wise (for fused callers: the values of [`Var::gelu`]).
 pub fn gelu_inplace(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = gelu(*x));
 }
@@ -104,20 +109,16 @@ impl Var {
     }
 
     pub fn relu(&self) -> Var {
-        unary_inplace(
+        unary(
             self,
-            relu_inplace,
+            relu,
             Box::new(|g, _, p| from_input(g, p, |x| if x > 0.0 { 1.0 } else { 0.0 })),
         )
     }
 
     /// GELU (exact, erf form).
     pub fn gelu(&self) -> Var {
-        unary_inplace(
-            self,
-            gelu_inplace,
-            Box::new(|g, _, p| from_input(g, p, gelu_grad)),
-        )
+        unary(self, gelu, Box::new(|g, _, p| from_input(g, p, gelu_grad)))
     }
 
     pub fn sqrt(&self) -> Var {
