@@ -460,9 +460,9 @@ mod tests {
     fn the_transposed_feed_forward_equals_the_composed_ops() {
         for activation in [Activation::Relu, Activation::Gelu] {
             let spec = LayerSpec {
-                d_model: 128,
+                d_model: 256,
                 heads: 4,
-                ff_size: 384,
+                ff_size: 1040,
                 activation,
                 norm: NormPlacement::Pre,
                 dropout: 0.1,
@@ -471,8 +471,8 @@ mod tests {
             let mut rng = Rng::new(5);
             let ff = FeedForward::new(&mut Params::new(), "ff", &spec, &mut rng);
             let x = Var::constant(Tensor::from_vec(
-                (0..24 * 128).map(|_| rng.normal()).collect(),
-                &[24, 1, 128],
+                (0..24 * 256).map(|_| rng.normal()).collect(),
+                &[24, 1, 256],
             ));
             let fused = tensor::no_grad(|| {
                 assert!(ff.forward_transposed(&x).is_some(), "24 rows take it");
