@@ -21,8 +21,8 @@
 //! bias}`, and for learned positions `pos_emb.weight [max_positions, d]`.
 //!
 //! Incremental decoding ([`Seq2Seq::begin`]) keeps, per decoder layer, the self-attention keys and
-//! values of the prefix ([`KvCache`](crate::attention::KvCache)) and the cross-attention keys and
-//! values of the memory, projected once ([`StepMemory`](crate::attention::StepMemory)): one step
+//! values of the prefix ([`KvCache`]) and the cross-attention keys and
+//! values of the memory, projected once ([`StepMemory`]): one step
 //! costs O(t) instead of recomputing the prefix.
 //! [`Transformer::attention_maps`] returns every layer's and head's attention weights.
 

@@ -4,7 +4,7 @@
 //!
 //! The loop is greedy search written out for one sentence (BOS first, the most probable token fed
 //! back, stop after EOS or `max_len` tokens), so the weights are the model's own: the same numbers
-//! [`greedy`](crate::search::greedy) records in `Hypothesis::attention`.
+//! [`greedy`](crate::search::greedy()) records in `Hypothesis::attention`.
 
 use super::plots::{display_token, display_tokens, EOS_LABEL};
 use super::ExplainStep;
@@ -31,7 +31,7 @@ pub struct Explanation {
     pub source: String,
     /// The greedy translation, detokenized.
     pub translation: String,
-    /// The source tokens as displayed (markers dropped): [src_len].
+    /// The source tokens as displayed (markers dropped): `[src_len]`.
     pub source_tokens: Vec<String>,
     /// Where the step scores come from.
     pub scores_from: ScoreSource,

@@ -27,11 +27,11 @@ pub struct ExplainStep {
     pub step: usize,
     /// The target token emitted at this step.
     pub emitted: String,
-    /// The source tokens attended over: [src_len].
+    /// The source tokens attended over: `[src_len]`.
     pub source_tokens: Vec<String>,
-    /// Alignment scores e_ij before the softmax: [src_len].
+    /// Alignment scores e_ij before the softmax: `[src_len]`.
     pub scores: Vec<f32>,
-    /// Attention weights α_ij = softmax(scores): [src_len], summing to 1.
+    /// Attention weights α_ij = softmax(scores): `[src_len]`, summing to 1.
     pub weights: Vec<f32>,
 }
 

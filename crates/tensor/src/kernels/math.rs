@@ -1,4 +1,4 @@
-//! Fast, vectorizable `exp`, `tanh` and `sigmoid` for f32, and [`simd_fn!`] to compile an element-wise
+//! Fast, vectorizable `exp`, `tanh` and `sigmoid` for f32, and `simd_fn!` to compile an element-wise
 //! loop for the widest instruction set the CPU has.
 //!
 //! libm's `expf`/`tanhf` are scalar calls with branches (a training profile of the GRU + attention
