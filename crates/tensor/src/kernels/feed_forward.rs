@@ -17,9 +17,11 @@
 //! Each product's rows are split over the threads as in the few-rows path; `f` runs on a block
 //! right after its product, while it is in the cache.
 
-use super::gemm::{takes_few_rows_path, transposed_product, PARALLEL_MIN_FLOPS};
+use super::gemm::{
+    columns_per_thread, fill_rows, parallelism, takes_few_rows_path, transposed_product,
+};
 use super::transpose::transpose;
-use crate::threads::threads;
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// `f(x · W₁ᵀ + b₁) · W₂ᵀ + b₂` (see the module doc) where both products take the few-rows path
@@ -71,24 +73,18 @@ fn biased_product(
     f: Option<fn(&mut [f32])>,
 ) -> Vec<f32> {
     let n = bias.len();
-    let threads = if m * n * k >= PARALLEL_MIN_FLOPS {
-        threads()
-    } else {
-        1
-    };
-    let per_thread = n.div_ceil(threads).next_multiple_of(16).min(n);
+    let par = parallelism(m, k, n);
+    let per_thread = columns_per_thread(n, par);
     let mut ct = vec![0.0f32; n * m];
     let block = |(t, ct): (usize, &mut [f32])| {
         let (j0, nj) = (t * per_thread, ct.len() / m);
-        for (row, &v) in ct.chunks_exact_mut(m).zip(&bias[j0..j0 + nj]) {
-            row.fill(v);
-        }
+        fill_rows(ct, m, &bias[j0..j0 + nj]);
         transposed_product(ct, at, &b[j0 * k..], m, k, nj, true);
         if let Some(f) = f {
             f(ct);
         }
     };
-    if threads > 1 {
+    if matches!(par, Parallelism::Rayon(_)) {
         ct.par_chunks_mut(per_thread * m)
             .enumerate()
             .for_each(block);

@@ -10,7 +10,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a product runs on one thread (threading costs more than it saves).
-pub(super) const PARALLEL_MIN_FLOPS: usize = 1 << 18;
+const PARALLEL_MIN_FLOPS: usize = 1 << 18;
 
 /// `c = op(a) · op(b)` (or `c += …` when `accumulate`).
 ///
@@ -64,7 +64,7 @@ pub fn linear(x: &[f32], w: &[f32], bias: &[f32], rows: usize, k: usize, n: usiz
     y
 }
 
-fn parallelism(m: usize, k: usize, n: usize) -> Parallelism {
+pub(super) fn parallelism(m: usize, k: usize, n: usize) -> Parallelism {
     if m * n * k >= PARALLEL_MIN_FLOPS && threads() > 1 {
         Parallelism::Rayon(threads())
     } else {
@@ -125,14 +125,7 @@ unsafe fn few_rows_transposed(
     start: Start,
     par: Parallelism,
 ) {
-    // Columns of c (rows of b) split over the threads, each block serial products: the gemm
-    // crate's own threading packs on the calling thread first (measured: 7 % of a 2-thread
-    // Transformer decode on the main thread alone).
-    let threads = match par {
-        Parallelism::Rayon(t) => t.max(1),
-        _ => 1,
-    };
-    let per_thread = n.div_ceil(threads).next_multiple_of(16).min(n);
+    let per_thread = columns_per_thread(n, par);
     let c_ptr = SendPtr(c);
     let mut at = vec![0.0f32; k * m];
     transpose(&a[..m * k], k, m, k, &mut at, m);
@@ -150,11 +143,7 @@ unsafe fn few_rows_transposed(
                 Start::Dst => unsafe {
                     transpose_raw(c_ptr.get().add(j0), n, m, nj, ct.as_mut_ptr(), m)
                 },
-                Start::Bias(bias) => {
-                    for (col, &v) in ct.chunks_exact_mut(m).zip(&bias[j0..j0 + nj]) {
-                        col.fill(v);
-                    }
-                }
+                Start::Bias(bias) => fill_rows(ct, m, &bias[j0..j0 + nj]),
             }
             transposed_product(
                 ct,
@@ -173,6 +162,25 @@ unsafe fn few_rows_transposed(
         (0..used).into_par_iter().for_each(thread_block);
     } else {
         thread_block(0);
+    }
+}
+
+/// How many columns of c (rows of b) each thread of a few-rows product takes: a whole multiple of
+/// 16, the products in each block serial — the gemm crate's own threading packs on the calling
+/// thread first (measured: 7 % of a 2-thread Transformer decode on the main thread alone).
+pub(super) fn columns_per_thread(n: usize, par: Parallelism) -> usize {
+    let threads = match par {
+        Parallelism::Rayon(t) => t.max(1),
+        _ => 1,
+    };
+    n.div_ceil(threads).next_multiple_of(16).min(n)
+}
+
+/// `ct [values.len(), m]` starts as `values[j]` all along row `j` (a bias, in the transposed
+/// layout of the few-rows products).
+pub(super) fn fill_rows(ct: &mut [f32], m: usize, values: &[f32]) {
+    for (row, &v) in ct.chunks_exact_mut(m).zip(values) {
+        row.fill(v);
     }
 }
 
