@@ -17,10 +17,10 @@ fn tiny_config() -> Config {
         "caption.image_height=8",
         "caption.image_width=12",
         "caption.conv_channels=[3, 4]",
-        "model.embedding=4",
-        "model.hidden=5",
-        "model.attention_size=3",
-        "model.dropout=0.0",
+        "model.captioner.embedding=4",
+        "model.captioner.hidden=5",
+        "model.captioner.attention_size=3",
+        "model.captioner.dropout=0.0",
     ]
     .iter()
     .map(|s| s.to_string())

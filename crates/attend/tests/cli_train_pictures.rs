@@ -19,10 +19,10 @@ fn a_run_ends_with_curves_heat_map_samples_and_alignment() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/reverse.toml");
     let sets = [
         "data.reverse_sizes=[200,10,10]",
-        "model.embedding=8",
-        "model.hidden=8",
-        "model.decoder_hidden=16",
-        "model.attention_size=8",
+        "model.rnn.embedding=8",
+        "model.rnn.hidden=8",
+        "model.rnn.decoder_hidden=16",
+        "model.rnn.attention_size=8",
         "train.max_steps=6",
         "train.valid_every=2",
     ];

@@ -8,13 +8,13 @@ use tensor::Var;
 
 fn config(attention: &str, cell: &str, extra: &[&str]) -> Config {
     let mut sets = vec![
-        format!("model.attention=\"{attention}\""),
-        format!("model.cell=\"{cell}\""),
-        "model.embedding=6".to_string(),
-        "model.hidden=5".to_string(),
-        "model.decoder_hidden=10".to_string(),
-        "model.attention_size=7".to_string(),
-        "model.dropout=0.0".to_string(),
+        format!("model.rnn.attention=\"{attention}\""),
+        format!("model.rnn.cell=\"{cell}\""),
+        "model.rnn.embedding=6".to_string(),
+        "model.rnn.hidden=5".to_string(),
+        "model.rnn.decoder_hidden=10".to_string(),
+        "model.rnn.attention_size=7".to_string(),
+        "model.rnn.dropout=0.0".to_string(),
     ];
     sets.extend(extra.iter().map(|s| s.to_string()));
     Config::load(None, &sets).expect("valid config")
@@ -43,7 +43,7 @@ const KINDS: [(&str, &str); 5] = [
 
 fn dot_ok(att: &str) -> Vec<&'static str> {
     if att == "dot" {
-        vec!["model.decoder_hidden=10", "model.hidden=5"]
+        vec!["model.rnn.decoder_hidden=10", "model.rnn.hidden=5"]
     } else {
         vec![]
     }
@@ -54,8 +54,8 @@ fn teacher_forcing_equals_incremental_decoding() {
     let b = batch();
     for (att, cell) in KINDS {
         for layers in [1, 2] {
-            let l = format!("model.decoder_layers={layers}");
-            let e = format!("model.encoder_layers={layers}");
+            let l = format!("model.rnn.decoder_layers={layers}");
+            let e = format!("model.rnn.encoder_layers={layers}");
             let mut extra = dot_ok(att);
             extra.push(&l);
             extra.push(&e);
@@ -139,11 +139,11 @@ fn parameter_counts_match_the_pytorch_peer() {
         Config::load(
             None,
             &[
-                format!("model.attention=\"{att}\""),
-                "model.embedding=256".into(),
-                "model.hidden=256".into(),
-                "model.decoder_hidden=256".into(),
-                "model.attention_size=256".into(),
+                format!("model.rnn.attention=\"{att}\""),
+                "model.rnn.embedding=256".into(),
+                "model.rnn.hidden=256".into(),
+                "model.rnn.decoder_hidden=256".into(),
+                "model.rnn.attention_size=256".into(),
             ],
         )
         .expect("config")

@@ -4,7 +4,7 @@
 
 mod attention_support;
 
-use attend::config::Config;
+use attend::config::{Config, ModelKind};
 use attend::data::batcher::Batch;
 use attend::data::tokenizer::{BOS, EOS};
 use attend::models::transformer::layers::{Activation, NormPlacement};
@@ -572,10 +572,12 @@ fn parameters_are_named_like_pytorch_and_shared_when_asked() {
 fn built_from_config_and_rejects_bad_choices() {
     let sets = |extra: &[&str]| {
         let mut s: Vec<String> = [
-            "model.kind=\"transformer\"",
-            "model.d_model=8",
-            "model.heads=2",
-            "model.ff_size=16",
+            "data.joint_vocab=false",
+            "model.transformer.d_model=8",
+            "model.transformer.heads=2",
+            "model.transformer.ff_size=16",
+            "model.transformer.shared_embeddings=false",
+            "model.transformer.tie_output=false",
         ]
         .iter()
         .map(|x| x.to_string())
@@ -583,18 +585,20 @@ fn built_from_config_and_rejects_bad_choices() {
         s.extend(extra.iter().map(|x| x.to_string()));
         s
     };
-    let config = Config::load(None, &sets(&[])).expect("valid");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/en-fr-transformer.toml");
+    let config = Config::load(Some(&path), &sets(&[])).expect("valid");
     let model = attend::models::build(&config, 11, 12, 0).expect("builds");
     assert_eq!(model.tgt_vocab(), 12);
     for bad in [
-        "model.heads=3",
-        "model.activation=\"swish\"",
-        "model.norm=\"sandwich\"",
-        "model.positions=\"rotary\"",
-        "model.attention_dropout=1.5",
-        "model.shared_embeddings=true",
+        "model.transformer.heads=3",
+        "model.transformer.activation=\"swish\"",
+        "model.transformer.norm=\"sandwich\"",
+        "model.transformer.positions=\"rotary\"",
+        "model.transformer.attention_dropout=1.5",
+        "model.transformer.shared_embeddings=true",
     ] {
-        let err = Config::load(None, &sets(&[bad]))
+        let err = Config::load(Some(&path), &sets(&[bad]))
             .expect_err(bad)
             .to_string();
         assert!(err.contains("model."), "{bad}: {err}");
@@ -608,7 +612,7 @@ fn bundled_transformer_configs_parse_and_build() {
             .join("../../configs")
             .join(format!("{name}.toml"));
         let config = Config::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(config.model.kind, "transformer");
+        assert_eq!(config.model.kind(), ModelKind::Transformer);
         let model = attend::models::build(&config, 60, 60, 0).expect("builds");
         assert_eq!(model.tgt_vocab(), 60);
     }

@@ -11,12 +11,12 @@ use tensor::ops::softmax::log_softmax_row;
 
 fn tiny_config(attention: &str, cell: &str) -> Config {
     let sets = [
-        format!("model.attention=\"{attention}\""),
-        format!("model.cell=\"{cell}\""),
-        "model.embedding=12".to_string(),
-        "model.hidden=8".to_string(),
-        "model.decoder_hidden=16".to_string(),
-        "model.attention_size=10".to_string(),
+        format!("model.rnn.attention=\"{attention}\""),
+        format!("model.rnn.cell=\"{cell}\""),
+        "model.rnn.embedding=12".to_string(),
+        "model.rnn.hidden=8".to_string(),
+        "model.rnn.decoder_hidden=16".to_string(),
+        "model.rnn.attention_size=10".to_string(),
     ];
     Config::load(None, &sets).expect("valid config")
 }

@@ -60,11 +60,11 @@ fn resumed_run_equals_uninterrupted_run() {
     let small = [
         "data.reverse_sizes=[600, 40, 40]",
         "train.valid_every=10",
-        "model.hidden=16",
-        "model.decoder_hidden=32",
-        "model.embedding=16",
-        "model.attention_size=16",
-        "model.dropout=0.1",
+        "model.rnn.hidden=16",
+        "model.rnn.decoder_hidden=32",
+        "model.rnn.embedding=16",
+        "model.rnn.attention_size=16",
+        "model.rnn.dropout=0.1",
     ];
     let with = |steps: &str| {
         let mut s = small.to_vec();
@@ -112,10 +112,10 @@ fn seeded_runs_are_reproducible() {
         "data.reverse_sizes=[300, 20, 20]",
         "train.max_steps=8",
         "train.valid_every=4",
-        "model.hidden=8",
-        "model.decoder_hidden=16",
-        "model.embedding=8",
-        "model.attention_size=8",
+        "model.rnn.hidden=8",
+        "model.rnn.decoder_hidden=16",
+        "model.rnn.embedding=8",
+        "model.rnn.attention_size=8",
     ]);
     let (a, b) = (temp_dir("seed-a"), temp_dir("seed-b"));
     run(&cfg, &a, false);

@@ -14,7 +14,7 @@ use super::current_rss_mb;
 use super::model_bench::{
     common_fields, prepare_process, run_decode, run_train, ModelBenchError, Protocol,
 };
-use crate::config::Config;
+use crate::config::{AttentionScore, Cell, Config, ModelConfig, RnnConfig};
 use crate::models::build;
 use serde_json::{json, Value};
 
@@ -53,21 +53,28 @@ impl Seq2SeqBench {
 
     /// The model's config: the product's RNN encoder-decoder at the peer's sizes, no dropout.
     fn config(&self) -> Result<Config, ModelBenchError> {
-        let attention = if self.attention { "additive" } else { "none" };
-        let sets = [
-            "model.kind=\"rnn\"".to_string(),
-            "model.cell=\"gru\"".to_string(),
-            format!("model.embedding={}", self.emb),
-            format!("model.hidden={}", self.hidden),
-            format!("model.decoder_hidden={}", self.hidden),
-            "model.encoder_layers=1".to_string(),
-            "model.decoder_layers=1".to_string(),
-            "model.bidirectional=true".to_string(),
-            format!("model.attention=\"{attention}\""),
-            format!("model.attention_size={}", self.attn_dim),
-            "model.dropout=0.0".to_string(),
-        ];
-        Config::load(None, &sets).map_err(|e| ModelBenchError::Model(e.to_string()))
+        let mut config =
+            Config::load(None, &[]).map_err(|e| ModelBenchError::Model(e.to_string()))?;
+        config.model = ModelConfig::Rnn(RnnConfig {
+            cell: Cell::Gru,
+            embedding: self.emb,
+            hidden: self.hidden,
+            decoder_hidden: Some(self.hidden),
+            encoder_layers: 1,
+            decoder_layers: 1,
+            bidirectional: true,
+            attention: if self.attention {
+                AttentionScore::Additive
+            } else {
+                AttentionScore::None
+            },
+            attention_size: self.attn_dim,
+            dropout: 0.0,
+        });
+        config
+            .validate()
+            .map_err(|e| ModelBenchError::Model(e.to_string()))?;
+        Ok(config)
     }
 }
 

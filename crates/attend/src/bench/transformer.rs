@@ -31,7 +31,9 @@ use super::model_bench::{
     common_fields, extend, greedy_fixed_length, prepare_process, run_decode, run_train,
     ModelBenchError, Protocol,
 };
-use crate::config::Config;
+use crate::config::{
+    Activation, Config, ModelConfig, NormPlacement, PositionKind, TransformerConfig,
+};
 use crate::models::{build, Seq2Seq};
 use crate::train::checkpoint::load_model;
 use serde::Deserialize;
@@ -119,24 +121,28 @@ impl TransformerBench {
 
     /// The model's config: the product's Transformer at the peer's sizes.
     pub fn config(&self) -> Result<Config, ModelBenchError> {
-        let sets = [
-            "model.kind=\"transformer\"".to_string(),
-            format!("model.d_model={}", self.d_model),
-            format!("model.heads={}", self.heads),
-            format!("model.ff_size={}", self.ff),
-            format!("model.encoder_layers={}", self.enc_layers),
-            format!("model.decoder_layers={}", self.dec_layers),
-            "model.activation=\"relu\"".to_string(),
-            "model.norm=\"pre\"".to_string(),
-            "model.positions=\"sinusoidal\"".to_string(),
-            format!("model.max_positions={MAX_POSITIONS}"),
-            "model.scale_embeddings=true".to_string(),
-            "model.shared_embeddings=false".to_string(),
-            "model.tie_output=false".to_string(),
-            format!("model.dropout={}", self.dropout),
-            format!("model.attention_dropout={}", self.dropout),
-        ];
-        Config::load(None, &sets).map_err(|e| ModelBenchError::Model(e.to_string()))
+        let mut config =
+            Config::load(None, &[]).map_err(|e| ModelBenchError::Model(e.to_string()))?;
+        config.model = ModelConfig::Transformer(TransformerConfig {
+            d_model: self.d_model,
+            heads: self.heads,
+            ff_size: self.ff,
+            encoder_layers: self.enc_layers,
+            decoder_layers: self.dec_layers,
+            activation: Activation::Relu,
+            norm: NormPlacement::Pre,
+            positions: PositionKind::Sinusoidal,
+            max_positions: MAX_POSITIONS,
+            scale_embeddings: true,
+            shared_embeddings: false,
+            tie_output: false,
+            dropout: self.dropout as f32,
+            attention_dropout: Some(self.dropout as f32),
+        });
+        config
+            .validate()
+            .map_err(|e| ModelBenchError::Model(e.to_string()))?;
+        Ok(config)
     }
 
     /// The model to time: a fresh one from the config, or the run directory's (checked to be the
@@ -152,59 +158,49 @@ impl TransformerBench {
             reason,
         };
         let loaded = load_model(dir, "best").map_err(|e| weights_error(format!("{e:#}")))?;
-        let (m, want) = (&loaded.config.model, &self.config()?.model);
+        let want = self.config()?.model;
         let have_vocab = (
             loaded.vocabs.src.vocab_size(),
             loaded.vocabs.tgt.vocab_size(),
         );
-        let differences: Vec<String> = [
-            ("kind", m.kind.clone(), want.kind.clone()),
-            ("d_model", m.d_model.to_string(), want.d_model.to_string()),
-            ("heads", m.heads.to_string(), want.heads.to_string()),
-            ("ff_size", m.ff_size.to_string(), want.ff_size.to_string()),
-            (
-                "encoder_layers",
-                m.encoder_layers.to_string(),
-                want.encoder_layers.to_string(),
-            ),
-            (
-                "decoder_layers",
-                m.decoder_layers.to_string(),
-                want.decoder_layers.to_string(),
-            ),
-            ("activation", m.activation.clone(), want.activation.clone()),
-            ("norm", m.norm.clone(), want.norm.clone()),
-            ("positions", m.positions.clone(), want.positions.clone()),
-            (
-                "scale_embeddings",
-                m.scale_embeddings.to_string(),
-                want.scale_embeddings.to_string(),
-            ),
-            (
-                "shared_embeddings",
-                m.shared_embeddings.to_string(),
-                want.shared_embeddings.to_string(),
-            ),
-            (
-                "tie_output",
-                m.tie_output.to_string(),
-                want.tie_output.to_string(),
-            ),
-            (
-                "source vocabulary",
-                have_vocab.0.to_string(),
-                p.vocab.to_string(),
-            ),
-            (
-                "target vocabulary",
-                have_vocab.1.to_string(),
-                p.vocab.to_string(),
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, have, want)| have != want)
-        .map(|(key, have, want)| format!("{key} = {have} (the benchmark's: {want})"))
-        .collect();
+        // Every shape key of [model.transformer] (dropout and the table length do not change the work).
+        let shape = |m: &ModelConfig| -> Vec<(String, String)> {
+            let mut table = match m {
+                ModelConfig::Transformer(t) => toml::Table::try_from(t).unwrap_or_default(),
+                _ => toml::Table::new(),
+            };
+            table.insert("kind".into(), m.kind().name().into());
+            table
+                .into_iter()
+                .filter(|(k, _)| {
+                    !["dropout", "attention_dropout", "max_positions"].contains(&k.as_str())
+                })
+                .map(|(k, v)| (k, v.to_string()))
+                .collect()
+        };
+        let have: std::collections::BTreeMap<_, _> =
+            shape(&loaded.config.model).into_iter().collect();
+        let differences: Vec<String> = shape(&want)
+            .into_iter()
+            .map(|(key, want)| {
+                let have = have.get(&key).cloned().unwrap_or_else(|| "(none)".into());
+                (key, have, want)
+            })
+            .chain([
+                (
+                    "source vocabulary".to_string(),
+                    have_vocab.0.to_string(),
+                    p.vocab.to_string(),
+                ),
+                (
+                    "target vocabulary".to_string(),
+                    have_vocab.1.to_string(),
+                    p.vocab.to_string(),
+                ),
+            ])
+            .filter(|(_, have, want)| have != want)
+            .map(|(key, have, want)| format!("{key} = {have} (the benchmark's: {want})"))
+            .collect();
         if !differences.is_empty() {
             return Err(weights_error(format!(
                 "not the benchmark's model: {}; pass the model's sizes (--vocab, --d-model, --heads, --ff, --enc-layers, --dec-layers)",

@@ -18,7 +18,7 @@
 use super::cnn::CnnEncoder;
 use super::CaptionError;
 use crate::attention::{AdditiveAttention, StepAttention};
-use crate::config::Config;
+use crate::config::{Config, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::models::{Decoding, Seq2Seq, StepOutput};
 use crate::nn::{Linear, LstmCell, Params};
@@ -60,12 +60,17 @@ pub struct Forward {
 
 impl Captioner {
     /// Builds the captioner a config describes for a caption vocabulary of `vocab` words.
-    /// Sizes: `model.embedding` (E), `model.hidden` (H), `model.attention_size` (A),
+    /// Sizes: `model.captioner.embedding` (E), `hidden` (H), `attention_size` (A),
     /// `caption.conv_channels` (D = the last), `caption.channels` and image size (the grid).
     pub fn new(config: &Config, vocab: usize, seed: u64) -> Result<Captioner, CaptionError> {
         let c = &config.caption;
         c.validate()?;
-        let m = &config.model;
+        let ModelConfig::Captioner(m) = &config.model else {
+            return Err(CaptionError::Config(format!(
+                "model.kind = {:?} is not an image captioner",
+                config.model.kind().name()
+            )));
+        };
         let mut rng = Rng::new(seed);
         let mut params = Params::new();
         let cnn = CnnEncoder::new(

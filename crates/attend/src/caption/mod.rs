@@ -63,6 +63,13 @@ pub struct CaptionConfig {
     pub image_root: String,
 }
 
+impl CaptionConfig {
+    /// Whether every key has its default (then a saved config leaves the section out).
+    pub fn is_default(&self) -> bool {
+        *self == CaptionConfig::default()
+    }
+}
+
 impl Default for CaptionConfig {
     fn default() -> CaptionConfig {
         CaptionConfig {

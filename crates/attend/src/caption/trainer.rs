@@ -17,7 +17,7 @@ use super::captioner::{Captioner, ImageRows};
 use super::digits::DigitBank;
 use super::images::{read_image_tsv, write_png, Image};
 use super::{CaptionSet, Strip};
-use crate::config::Config;
+use crate::config::{Config, CorpusName, ModelConfig, ModelKind};
 use crate::data::batcher::Batch;
 use crate::data::corpus::Split;
 use crate::data::tokenizer::{Tokenizer, TokenizerKind, Vocabs};
@@ -76,8 +76,8 @@ struct Validation {
 /// The three splits of the configured data set (`data.corpus`).
 pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
     let c = &config.caption;
-    match config.data.corpus.as_str() {
-        "mnist-strips" => {
+    match config.data.corpus {
+        CorpusName::MnistStrips => {
             let bank = DigitBank::load()?;
             let seed = config.train.seed;
             Ok([
@@ -86,7 +86,7 @@ pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
                 bank.strips(c, Split::Test, c.strips[2], seed)?,
             ])
         }
-        "image-tsv" => {
+        CorpusName::ImageTsv => {
             let d = &config.data;
             let root = (!c.image_root.is_empty()).then(|| PathBuf::from(&c.image_root));
             let read = |path: &str| -> Result<CaptionSet> {
@@ -103,7 +103,8 @@ pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
             Ok([read(&d.train)?, read(&d.dev)?, read(&d.test)?])
         }
         other => bail!(
-            "data.corpus = {other:?} cannot be captioned; use \"mnist-strips\" or \"image-tsv\""
+            "data.corpus = {:?} cannot be captioned; use \"mnist-strips\" or \"image-tsv\"",
+            other.name()
         ),
     }
 }
@@ -411,7 +412,10 @@ pub fn describe(config: &Config) -> String {
     format!(
         "CNN {} → {gh}×{gw} grid → LSTM {} + additive attention",
         chans.join("-"),
-        config.model.hidden
+        match &config.model {
+            ModelConfig::Captioner(m) => m.hidden,
+            _ => 0,
+        }
     )
 }
 
@@ -431,11 +435,11 @@ pub fn load_captioner(dir: &Path, which: &str) -> Result<LoadedCaptioner> {
         );
     }
     let config = Config::load(Some(&dir.join("config.toml")), &[])?;
-    if config.model.kind != "captioner" {
+    if config.model.kind() != ModelKind::Captioner {
         bail!(
             "{}: model.kind = {:?} is not an image captioner",
             dir.display(),
-            config.model.kind
+            config.model.kind().name()
         );
     }
     let vocab = Tokenizer::load(dir.join(Vocabs::TGT_FILE))

@@ -10,7 +10,10 @@
 //! mode reads and writes `w<i>` words — the peers' synthetic vocabulary.
 
 use crate::attention::position::sinusoidal_table;
-use crate::config::{Config, SearchConfig};
+use crate::config::{
+    Activation, Config, CorpusName, ModelConfig, NormPlacement, PositionKind, SearchConfig,
+    TokenizerName, TransformerConfig,
+};
 use crate::data::tokenizer::{Tokenizer, Vocabs, SPECIAL_TOKENS, UNK};
 use crate::models::transformer::Transformer;
 use crate::models::Seq2Seq;
@@ -53,12 +56,12 @@ struct Sizes {
     ff_size: usize,
     /// `"relu"` or `"gelu"` (erf form).
     #[serde(default = "relu")]
-    activation: String,
+    activation: Activation,
     /// `norm_first` of nn.Transformer.
     norm_first: bool,
     /// `"sinusoidal"` (checked against the formula) or `"learned"` (loaded from `position_tensor`).
     #[serde(default = "sinusoidal")]
-    positions: String,
+    positions: PositionKind,
     /// Rows of the positional table.
     max_positions: usize,
     /// Name of the positional table in the state_dict.
@@ -77,11 +80,11 @@ struct Sizes {
     search: Option<SearchConfig>,
 }
 
-fn relu() -> String {
-    "relu".into()
+fn relu() -> Activation {
+    Activation::Relu
 }
-fn sinusoidal() -> String {
-    "sinusoidal".into()
+fn sinusoidal() -> PositionKind {
+    PositionKind::Sinusoidal
 }
 fn pos_enc() -> String {
     "pos_enc".into()
@@ -104,11 +107,11 @@ pub fn run(a: ImportTorchArgs) -> Result<()> {
         .with_context(|| format!("reading the state_dict {}", a.state.display()))?;
     let positions = state.remove(&sizes.position_tensor);
     let model = Transformer::from_config(&config, sizes.src_vocab, sizes.tgt_vocab, 0)?;
-    match (sizes.positions.as_str(), positions) {
-        ("learned", Some(table)) => {
+    match (sizes.positions, positions) {
+        (PositionKind::Learned, Some(table)) => {
             state.insert("pos_emb.weight".into(), table);
         }
-        ("learned", None) => bail!(
+        (PositionKind::Learned, None) => bail!(
             "{}: positions = \"learned\" but the state_dict has no `{}`; name the table with position_tensor",
             a.config.display(),
             sizes.position_tensor
@@ -171,27 +174,31 @@ fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 fn config_from(s: &Sizes) -> Result<Config> {
     let mut c = Config::load(None, &[])?;
     c.name = "imported-torch".into();
-    c.data.corpus = "imported".into();
-    c.data.tokenizer = "word".into();
+    c.data.corpus = CorpusName::Imported;
+    c.data.tokenizer = TokenizerName::Word;
     c.data.vocab_size = s.src_vocab.max(s.tgt_vocab);
     c.data.joint_vocab = s.shared_embeddings;
     c.data.max_len = s.max_positions.saturating_sub(1).max(1);
-    let m = &mut c.model;
-    m.kind = "transformer".into();
-    m.d_model = s.d_model;
-    m.heads = s.heads;
-    m.ff_size = s.ff_size;
-    m.encoder_layers = s.encoder_layers;
-    m.decoder_layers = s.decoder_layers;
-    m.activation = s.activation.clone();
-    m.norm = if s.norm_first { "pre" } else { "post" }.into();
-    m.positions = s.positions.clone();
-    m.max_positions = s.max_positions;
-    m.scale_embeddings = s.scale_embeddings;
-    m.shared_embeddings = s.shared_embeddings;
-    m.tie_output = s.tie_output;
-    m.dropout = 0.0;
-    m.attention_dropout = None;
+    c.model = ModelConfig::Transformer(TransformerConfig {
+        d_model: s.d_model,
+        heads: s.heads,
+        ff_size: s.ff_size,
+        encoder_layers: s.encoder_layers,
+        decoder_layers: s.decoder_layers,
+        activation: s.activation,
+        norm: if s.norm_first {
+            NormPlacement::Pre
+        } else {
+            NormPlacement::Post
+        },
+        positions: s.positions,
+        max_positions: s.max_positions,
+        scale_embeddings: s.scale_embeddings,
+        shared_embeddings: s.shared_embeddings,
+        tie_output: s.tie_output,
+        dropout: 0.0,
+        attention_dropout: None,
+    });
     if let Some(search) = &s.search {
         c.search = search.clone();
     }

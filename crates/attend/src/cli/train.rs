@@ -1,7 +1,7 @@
 //! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
 
 use crate::caption::{train_captioner, CaptionSummary};
-use crate::config::Config;
+use crate::config::{Config, ModelKind};
 use crate::show::alignment::alignment_text;
 use crate::train::trainer::{train, Summary, TrainOptions};
 use anyhow::Result;
@@ -40,7 +40,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         resume: a.resume,
         quiet: a.quiet,
     };
-    if cfg.model.kind == "captioner" {
+    if cfg.model.kind() == ModelKind::Captioner {
         let s = train_captioner(&cfg, &opts)?;
         print_caption_summary(&s, &out);
         return Ok(());

@@ -1,6 +1,7 @@
 //! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]`: stdin lines →
 //! stdout translations; with `--plot`, the attention of every line as pictures.
 
+use crate::config::{AttentionScore, ModelConfig};
 use crate::search::Hypothesis;
 use crate::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
 use crate::train::checkpoint::{load_model, LoadedModel};
@@ -40,11 +41,12 @@ pub fn run(a: TranslateArgs) -> Result<()> {
         bail!("--beam must be at least 1");
     }
     let alpha = a.alpha.unwrap_or(loaded.config.search.alpha);
-    if a.plot.is_some()
-        && loaded.config.model.attention == "none"
-        && loaded.config.model.kind == "rnn"
-    {
-        bail!("--plot: this model has no attention (model.attention = \"none\"), so there is nothing to draw");
+    let no_attention = matches!(
+        &loaded.config.model,
+        ModelConfig::Rnn(m) if m.attention == AttentionScore::None
+    );
+    if a.plot.is_some() && no_attention {
+        bail!("--plot: this model has no attention (model.rnn.attention = \"none\"), so there is nothing to draw");
     }
     let lines: Vec<String> = std::io::stdin()
         .lock()

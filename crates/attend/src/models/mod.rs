@@ -64,15 +64,16 @@ pub fn build(
     tgt_vocab: usize,
     seed: u64,
 ) -> anyhow::Result<Box<dyn Seq2Seq>> {
-    match config.model.kind.as_str() {
-        "rnn" => Ok(Box::new(rnn::RnnSeq2Seq::new(
+    use crate::config::ModelKind;
+    match config.model.kind() {
+        ModelKind::Rnn => Ok(Box::new(rnn::RnnSeq2Seq::new(
             config, src_vocab, tgt_vocab, seed,
         )?)),
-        "transformer" => Ok(Box::new(transformer::Transformer::from_config(
+        ModelKind::Transformer => Ok(Box::new(transformer::Transformer::from_config(
             config, src_vocab, tgt_vocab, seed,
         )?)),
-        other => {
-            anyhow::bail!("model.kind = {other:?} is not available; use \"rnn\" or \"transformer\"")
-        }
+        ModelKind::Captioner => anyhow::bail!(
+            "model.kind = \"captioner\" captions images; translation needs \"rnn\" or \"transformer\""
+        ),
     }
 }

@@ -22,11 +22,11 @@
 use super::{Decoding, Seq2Seq, StepOutput};
 use crate::attention::mask::padding_mask;
 use crate::attention::{AdditiveAttention, MultiplicativeAttention, StepAttention};
-use crate::config::Config;
+use crate::config::{AttentionScore, Cell, Config, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::nn::rnn::{CellKind, Rnn, RnnConfig, RnnWeights};
 use crate::nn::{Linear, Params};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tensor::ops::additive_step::additive_step;
 use tensor::{Rng, Tensor, Var};
 
@@ -63,17 +63,20 @@ impl RnnSeq2Seq {
         tgt_vocab: usize,
         seed: u64,
     ) -> Result<RnnSeq2Seq> {
-        let m = &config.model;
+        let ModelConfig::Rnn(m) = &config.model else {
+            bail!(
+                "model.kind = {:?} is not an RNN encoder-decoder",
+                config.model.kind().name()
+            );
+        };
         let mut rng = Rng::new(seed);
         let mut params = Params::new();
-        let kind = if m.cell == "lstm" {
-            CellKind::Lstm
-        } else {
-            CellKind::Gru
+        let kind = match m.cell {
+            Cell::Lstm => CellKind::Lstm,
+            Cell::Gru => CellKind::Gru,
         };
-        let (e, h, hd) = (m.embedding, m.hidden, config.decoder_hidden());
-        let dirs = if m.bidirectional { 2 } else { 1 };
-        let dk = dirs * h;
+        let (e, h, hd) = (m.embedding, m.hidden, m.decoder_hidden());
+        let dk = m.annotation_size();
         let src_emb = params.normal("src_emb.weight", &[src_vocab, e], 1.0, &mut rng);
         let tgt_emb = params.normal("tgt_emb.weight", &[tgt_vocab, e], 1.0, &mut rng);
         let enc_cfg = RnnConfig {
@@ -93,8 +96,8 @@ impl RnnSeq2Seq {
             &mut rng,
         );
         let mut additive = None;
-        let attention: Option<Box<dyn StepAttention>> = match m.attention.as_str() {
-            "additive" => {
+        let attention: Option<Box<dyn StepAttention>> = match m.attention {
+            AttentionScore::Additive => {
                 let layer =
                     AdditiveAttention::new(&mut params, "attn", hd, dk, m.attention_size, &mut rng);
                 additive = Some(AdditiveWeights {
@@ -103,15 +106,15 @@ impl RnnSeq2Seq {
                 });
                 Some(Box::new(layer))
             }
-            "dot" => Some(Box::new(MultiplicativeAttention::dot())),
-            "general" => Some(Box::new(MultiplicativeAttention::general(
+            AttentionScore::Dot => Some(Box::new(MultiplicativeAttention::dot())),
+            AttentionScore::General => Some(Box::new(MultiplicativeAttention::general(
                 &mut params,
                 "attn",
                 hd,
                 dk,
                 &mut rng,
             ))),
-            _ => None,
+            AttentionScore::None => None,
         };
         let ctx = if attention.is_some() { dk } else { 0 };
         let decoder = (0..m.decoder_layers)
@@ -464,12 +467,12 @@ mod tests {
 
     fn model(seed: u64) -> RnnSeq2Seq {
         let sets: Vec<String> = [
-            "model.attention=\"additive\"",
-            "model.embedding=6",
-            "model.hidden=5",
-            "model.decoder_hidden=10",
-            "model.attention_size=7",
-            "model.dropout=0.0",
+            "model.rnn.attention=\"additive\"",
+            "model.rnn.embedding=6",
+            "model.rnn.hidden=5",
+            "model.rnn.decoder_hidden=10",
+            "model.rnn.attention_size=7",
+            "model.rnn.dropout=0.0",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -40,7 +40,7 @@ use crate::attention::position::sinusoidal_table;
 use crate::attention::{
     AttentionError, KvCache, LearnedPositions, Positions, SinusoidalPositions, StepMemory,
 };
-use crate::config::Config;
+use crate::config::{Config, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::nn::{LayerNorm, Linear, Params};
 use tensor::{Rng, Tensor, Var};
@@ -50,26 +50,16 @@ use tensor::{Rng, Tensor, Var};
 pub enum TransformerError {
     #[error(transparent)]
     Attention(#[from] AttentionError),
-    #[error("model.{key} = {value:?} is not a choice; use {choices}")]
-    Choice {
-        key: &'static str,
-        value: String,
-        choices: &'static str,
-    },
     #[error("shared embeddings need equal source and target vocabularies, got {src} and {tgt}; set data.joint_vocab = true")]
     SharedVocab { src: usize, tgt: usize },
     #[error("transformer input: {0}")]
     Input(String),
 }
 
-/// Positional encodings of a Transformer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PositionKind {
-    /// Fixed sin/cos (computed further when a sequence outruns `max_positions`).
-    Sinusoidal,
-    /// A trained table `pos_emb.weight [max_positions, d]`; positions past it reuse its last row.
-    Learned,
-}
+/// Positional encodings of a Transformer: fixed sin/cos (computed further when a sequence
+/// outruns `max_positions`), or a trained table `pos_emb.weight [max_positions, d]` whose last row
+/// positions past it reuse.
+pub use crate::config::PositionKind;
 
 /// Everything that fixes a Transformer's shape (read from `[model]` by [`TransformerSpec::from_config`]).
 #[derive(Clone, Debug)]
@@ -99,26 +89,11 @@ impl TransformerSpec {
         src_vocab: usize,
         tgt_vocab: usize,
     ) -> Result<TransformerSpec, TransformerError> {
-        let m = &config.model;
-        let choice = |key, value: &str, choices| TransformerError::Choice {
-            key,
-            value: value.to_string(),
-            choices,
-        };
-        let activation = match m.activation.as_str() {
-            "relu" => Activation::Relu,
-            "gelu" => Activation::Gelu,
-            other => return Err(choice("activation", other, "\"relu\" or \"gelu\"")),
-        };
-        let norm = match m.norm.as_str() {
-            "pre" => NormPlacement::Pre,
-            "post" => NormPlacement::Post,
-            other => return Err(choice("norm", other, "\"pre\" or \"post\"")),
-        };
-        let positions = match m.positions.as_str() {
-            "sinusoidal" => PositionKind::Sinusoidal,
-            "learned" => PositionKind::Learned,
-            other => return Err(choice("positions", other, "\"sinusoidal\" or \"learned\"")),
+        let ModelConfig::Transformer(m) = &config.model else {
+            return Err(TransformerError::Input(format!(
+                "model.kind = {:?} is not a Transformer",
+                config.model.kind().name()
+            )));
         };
         Ok(TransformerSpec {
             src_vocab,
@@ -128,15 +103,15 @@ impl TransformerSpec {
             ff_size: m.ff_size,
             encoder_layers: m.encoder_layers,
             decoder_layers: m.decoder_layers,
-            activation,
-            norm,
-            positions,
+            activation: m.activation,
+            norm: m.norm,
+            positions: m.positions,
             max_positions: m.max_positions,
             scale_embeddings: m.scale_embeddings,
             shared_embeddings: m.shared_embeddings,
             tie_output: m.tie_output,
             dropout: m.dropout,
-            attention_dropout: m.attention_dropout.unwrap_or(m.dropout),
+            attention_dropout: m.attention_dropout(),
         })
     }
 

@@ -18,7 +18,7 @@
 //! `[layers][heads][target_tokens][source_tokens]` (what the page's layer/head switch shows).
 
 use super::limits::Limits;
-use crate::config::{Config, DataConfig};
+use crate::config::{Config, DataConfig, ModelConfig};
 use crate::data::tokenizer::Vocabs;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -193,36 +193,54 @@ impl ModelInfo {
         vocabs: &Vocabs,
         params: usize,
     ) -> ModelInfo {
-        let rnn = c.model.kind == "rnn";
+        // (cell, attention, heads, embedding, hidden or feed-forward size, layers)
+        let (cell, attention, heads, embedding, hidden, layers) = match &c.model {
+            ModelConfig::Rnn(m) => (
+                Some(m.cell.name().to_string()),
+                m.attention.name(),
+                None,
+                m.embedding,
+                m.hidden,
+                (m.encoder_layers, m.decoder_layers),
+            ),
+            ModelConfig::Transformer(m) => (
+                None,
+                "multi-head",
+                Some(m.heads),
+                m.d_model,
+                m.ff_size,
+                (m.encoder_layers, m.decoder_layers),
+            ),
+            ModelConfig::Captioner(m) => (
+                Some("lstm".to_string()),
+                "additive",
+                None,
+                m.embedding,
+                m.hidden,
+                (c.caption.conv_channels.len(), 1),
+            ),
+        };
         let summary: Option<serde_json::Value> = std::fs::read_to_string(dir.join("summary.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         let (source_language, target_language) = languages(&c.data);
         ModelInfo {
             name: c.name.clone(),
-            kind: c.model.kind.clone(),
-            cell: rnn.then(|| c.model.cell.clone()),
-            attention: if rnn {
-                c.model.attention.clone()
-            } else {
-                "multi-head".to_string()
-            },
-            heads: (!rnn).then_some(c.model.heads),
+            kind: c.model.kind().name().to_string(),
+            cell,
+            attention: attention.to_string(),
+            heads,
             checkpoint: checkpoint.to_string(),
             params,
             src_vocab: vocabs.src.vocab_size(),
             tgt_vocab: vocabs.tgt.vocab_size(),
-            embedding: if rnn {
-                c.model.embedding
-            } else {
-                c.model.d_model
-            },
-            hidden: if rnn { c.model.hidden } else { c.model.ff_size },
-            encoder_layers: c.model.encoder_layers,
-            decoder_layers: c.model.decoder_layers,
+            embedding,
+            hidden,
+            encoder_layers: layers.0,
+            decoder_layers: layers.1,
             source_language,
             target_language,
-            corpus: c.data.corpus.clone(),
+            corpus: c.data.corpus.name().to_string(),
             beam: c.search.beam,
             alpha: c.search.alpha,
             bleu: summary
@@ -240,7 +258,7 @@ fn languages(d: &DataConfig) -> (Option<String>, Option<String>) {
     if !d.src_lang.is_empty() && !d.tgt_lang.is_empty() {
         return (Some(d.src_lang.clone()), Some(d.tgt_lang.clone()));
     }
-    let mut parts = d.corpus.split('-');
+    let mut parts = d.corpus.name().split('-');
     match (parts.next(), parts.next()) {
         (Some(a), Some(b))
             if [a, b]
@@ -320,6 +338,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CorpusName;
 
     fn parse(body: &str) -> Result<TranslateRequest, ApiError> {
         let limits = Limits {
@@ -382,11 +401,11 @@ mod tests {
         let mut d = crate::config::Config::load(None, &[]).unwrap().data;
         d.src_lang.clear();
         d.tgt_lang.clear();
-        d.corpus = "en-es-bible".into();
+        d.corpus = CorpusName::EnEsBible;
         assert_eq!(languages(&d), (Some("en".into()), Some("es".into())));
-        d.corpus = "reverse".into();
+        d.corpus = CorpusName::Reverse;
         assert_eq!(languages(&d), (None, None));
-        d.corpus = "parallel".into();
+        d.corpus = CorpusName::Parallel;
         d.src_lang = "de".into();
         d.tgt_lang = "en".into();
         assert_eq!(languages(&d), (Some("de".into()), Some("en".into())));

@@ -22,7 +22,7 @@
 //! the cached decoding used).
 
 use super::api::{ApiError, ModelInfo, Translation};
-use crate::config::Config;
+use crate::config::{Config, ModelKind};
 use crate::data::tokenizer::{Vocabs, BOS};
 use crate::models::transformer::Transformer;
 use crate::models::Seq2Seq;
@@ -170,7 +170,7 @@ struct WorkerModel {
 impl WorkerModel {
     fn load(dir: &Path, checkpoint: &str) -> Result<WorkerModel> {
         let loaded = load_model(dir, checkpoint)?;
-        let net = if loaded.config.model.kind == "transformer" {
+        let net = if loaded.config.model.kind() == ModelKind::Transformer {
             drop(loaded.model);
             let t = Transformer::from_config(
                 &loaded.config,

@@ -47,7 +47,7 @@ pub enum ExplainError {
     Empty(String),
     /// The model does not attend.
     #[error(
-        "this model has no attention (model.attention = \"none\"): there are no weights to \
+        "this model has no attention (model.rnn.attention = \"none\"): there are no weights to \
          explain; use a model trained with attention"
     )]
     NoAttention,

@@ -56,7 +56,7 @@ pub fn attention_heat_map(
     if attention.is_empty() {
         return Err(ShowError::Invalid(
             "the model returned no attention weights: a model without attention \
-             (model.attention = \"none\") has nothing to draw"
+             (model.rnn.attention = \"none\") has nothing to draw"
                 .to_string(),
         ));
     }

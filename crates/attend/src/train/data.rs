@@ -1,6 +1,6 @@
 //! The corpora an experiment trains, validates and tests on, as the config names them.
 
-use crate::config::Config;
+use crate::config::{Config, CorpusName};
 use crate::data::corpus::{load_bundled, read_parallel, read_tsv, Corpus, Split};
 use crate::data::reverse::ReverseConfig;
 use anyhow::{bail, Context, Result};
@@ -21,8 +21,8 @@ pub fn load_corpora(config: &Config) -> Result<Corpora> {
             Split::Dev => &d.dev,
             Split::Test => &d.test,
         };
-        match d.corpus.as_str() {
-            "reverse" => {
+        match d.corpus {
+            CorpusName::Reverse => {
                 let [train, dev, test] = d.reverse_sizes.unwrap_or([20_000, 500, 500]);
                 let rc = ReverseConfig {
                     train,
@@ -33,13 +33,13 @@ pub fn load_corpora(config: &Config) -> Result<Corpora> {
                 };
                 Ok(rc.generate(split))
             }
-            "tsv" => {
+            CorpusName::Tsv => {
                 if path.is_empty() {
                     bail!("data.corpus = \"tsv\" needs data.{} = PATH", split.name());
                 }
                 Ok(read_tsv(path, d.src_col, d.tgt_col, false)?)
             }
-            "parallel" => {
+            CorpusName::Parallel => {
                 if path.is_empty() || d.src_lang.is_empty() || d.tgt_lang.is_empty() {
                     bail!("data.corpus = \"parallel\" needs data.{} = PREFIX, data.src_lang and data.tgt_lang", split.name());
                 }
@@ -48,8 +48,12 @@ pub fn load_corpora(config: &Config) -> Result<Corpora> {
                     format!("{path}.{}", d.tgt_lang),
                 )?)
             }
-            name => load_bundled(name, split)
-                .with_context(|| format!("loading the bundled corpus {name:?}")),
+            CorpusName::MnistStrips | CorpusName::ImageTsv | CorpusName::Imported => bail!(
+                "data.corpus = {:?} has no sentence pairs to train on",
+                d.corpus.name()
+            ),
+            bundled => load_bundled(bundled.name(), split)
+                .with_context(|| format!("loading the bundled corpus {:?}", bundled.name())),
         }
     };
     Ok(Corpora {

@@ -5,7 +5,7 @@ use super::checkpoint::{read_state, write_config, write_json, TrainerState};
 use super::data::{load_corpora, Corpora};
 use super::optimizer::{clip_grad_norm, Adam, AdamConfig};
 use super::schedule::{Mode, Plateau, Schedule};
-use crate::config::Config;
+use crate::config::{AttentionScore, Cell, Config, ModelConfig, ScheduleName, TokenizerName};
 use crate::data::batcher::{Batch, Batcher, BatcherConfig};
 use crate::data::tokenizer::{Tokenizer, TokenizerKind, Vocabs, PAD};
 use crate::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
@@ -114,12 +114,12 @@ pub fn prepare(
     let vocabs = if resume {
         Vocabs::load(dir).context("resuming: loading the run's tokenizers")?
     } else {
-        let kind = match config.data.tokenizer.as_str() {
-            "word" => TokenizerKind::Word {
+        let kind = match config.data.tokenizer {
+            TokenizerName::Word => TokenizerKind::Word {
                 min_freq: 1,
                 max_size: config.data.vocab_size,
             },
-            _ => TokenizerKind::Bpe {
+            TokenizerName::Bpe => TokenizerKind::Bpe {
                 vocab_size: config.data.vocab_size,
             },
         };
@@ -385,22 +385,24 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
 /// width as `d_model`; `plateau` halves the rate after a validation without a better dev BLEU.
 pub fn schedule(config: &Config) -> Schedule {
     let t = &config.train;
-    match t.schedule.as_str() {
-        "noam" => Schedule::Noam {
-            d_model: if config.model.kind == "transformer" {
-                config.model.d_model
-            } else {
-                config.model.hidden
+    match t.schedule {
+        ScheduleName::Noam => Schedule::Noam {
+            d_model: match &config.model {
+                ModelConfig::Transformer(m) => m.d_model,
+                ModelConfig::Rnn(m) => m.hidden,
+                ModelConfig::Captioner(m) => m.hidden,
             },
             warmup: t.warmup,
             factor: t.lr,
         },
-        "inverse_sqrt" => Schedule::InverseSqrt {
+        ScheduleName::InverseSqrt => Schedule::InverseSqrt {
             lr: t.lr,
             warmup: t.warmup,
         },
-        "plateau" => Schedule::Plateau(Plateau::new(t.lr, 0.5, 0, t.lr / 64.0, Mode::Max)),
-        _ => Schedule::Constant { lr: t.lr },
+        ScheduleName::Plateau => {
+            Schedule::Plateau(Plateau::new(t.lr, 0.5, 0, t.lr / 64.0, Mode::Max))
+        }
+        ScheduleName::Constant => Schedule::Constant { lr: t.lr },
     }
 }
 
@@ -540,21 +542,27 @@ fn evaluate(
 
 /// A one-line description of the model, e.g. "bi-GRU 1×256 → GRU 1×256 + additive attention".
 pub fn describe(config: &Config) -> String {
-    let m = &config.model;
-    if m.kind == "transformer" {
-        return "Transformer".to_string();
-    }
-    let cell = m.cell.to_uppercase();
+    let m = match &config.model {
+        ModelConfig::Rnn(m) => m,
+        ModelConfig::Transformer(_) => return "Transformer".to_string(),
+        ModelConfig::Captioner(_) => return crate::caption::trainer::describe(config),
+    };
+    let cell = match m.cell {
+        Cell::Gru => "GRU",
+        Cell::Lstm => "LSTM",
+    };
     let bi = if m.bidirectional { "bi-" } else { "" };
-    let att = match m.attention.as_str() {
-        "none" => "no attention".to_string(),
-        a => format!("{a} attention"),
+    let att = match m.attention {
+        AttentionScore::None => "no attention",
+        AttentionScore::Additive => "additive attention",
+        AttentionScore::Dot => "dot attention",
+        AttentionScore::General => "general attention",
     };
     format!(
         "{bi}{cell} {}×{} → {cell} {}×{} + {att}",
         m.encoder_layers,
         m.hidden,
         m.decoder_layers,
-        config.decoder_hidden()
+        m.decoder_hidden()
     )
 }

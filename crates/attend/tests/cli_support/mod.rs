@@ -3,7 +3,7 @@
 // Each test file is its own crate and uses only some of these helpers.
 #![allow(dead_code)]
 
-use attend::config::Config;
+use attend::config::{Config, ModelConfig, TransformerConfig};
 use attend::data::tokenizer::{TokenizerKind, Vocabs};
 use attend::models;
 use attend::train::checkpoint::{load_model, write_config, LoadedModel};
@@ -30,27 +30,37 @@ pub fn pairs() -> Vec<(String, String)> {
 
 /// The tiny model config: `kind` = "rnn" with `attention`, or "transformer".
 pub fn config(kind: &str, attention: &str) -> Config {
-    let sets: Vec<String> = [
-        format!("model.kind=\"{kind}\""),
-        format!("model.attention=\"{attention}\""),
-        "name=\"tiny\"".to_string(),
-        "data.tokenizer=\"word\"".to_string(),
-        "data.joint_vocab=true".to_string(),
-        "model.cell=\"gru\"".to_string(),
-        "model.embedding=8".to_string(),
-        "model.hidden=6".to_string(),
-        "model.decoder_hidden=12".to_string(),
-        "model.attention_size=5".to_string(),
-        "model.d_model=8".to_string(),
-        "model.heads=2".to_string(),
-        "model.ff_size=16".to_string(),
-        "model.encoder_layers=2".to_string(),
-        "model.decoder_layers=2".to_string(),
-        "model.dropout=0.0".to_string(),
-        "search.beam=1".to_string(),
+    let mut sets: Vec<String> = [
+        "name=\"tiny\"",
+        "data.tokenizer=\"word\"",
+        "data.joint_vocab=true",
+        "search.beam=1",
+        "model.rnn.cell=\"gru\"",
+        "model.rnn.embedding=8",
+        "model.rnn.hidden=6",
+        "model.rnn.decoder_hidden=12",
+        "model.rnn.attention_size=5",
+        "model.rnn.encoder_layers=2",
+        "model.rnn.decoder_layers=2",
+        "model.rnn.dropout=0.0",
     ]
+    .map(String::from)
     .into();
-    Config::load(None, &sets).expect("tiny config is valid")
+    sets.push(format!("model.rnn.attention=\"{attention}\""));
+    let mut config = Config::load(None, &sets).expect("tiny config is valid");
+    if kind == "transformer" {
+        config.model = ModelConfig::Transformer(TransformerConfig {
+            d_model: 8,
+            heads: 2,
+            ff_size: 16,
+            encoder_layers: 2,
+            decoder_layers: 2,
+            dropout: 0.0,
+            ..TransformerConfig::default()
+        });
+        config.validate().expect("tiny config is valid");
+    }
+    config
 }
 
 /// Saves an untrained tiny model (seeded) as a run directory `dir`: config, tokenizers and

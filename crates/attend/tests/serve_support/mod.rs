@@ -42,10 +42,10 @@ pub fn tiny_model() -> &'static Path {
         let sets: Vec<String> = [
             "data.reverse_sizes=[4000, 50, 50]",
             "data.max_len=12",
-            "model.embedding=32",
-            "model.hidden=32",
-            "model.decoder_hidden=64",
-            "model.attention_size=32",
+            "model.rnn.embedding=32",
+            "model.rnn.hidden=32",
+            "model.rnn.decoder_hidden=64",
+            "model.rnn.attention_size=32",
             "train.max_steps=400",
             "train.valid_every=400",
         ]
@@ -75,8 +75,8 @@ pub fn tiny_transformer() -> &'static Path {
         let sets: Vec<String> = [
             "data.reverse_sizes=[2000, 20, 20]",
             "data.max_len=12",
-            "model.d_model=32",
-            "model.ff_size=64",
+            "model.transformer.d_model=32",
+            "model.transformer.ff_size=64",
             "train.max_steps=150",
             "train.warmup=50",
             "train.valid_every=150",

@@ -24,22 +24,9 @@ use tensor::{Rng, Tensor, Var};
 /// `nn.Transformer`'s `layer_norm_eps`.
 pub const LAYER_NORM_EPS: f32 = 1e-5;
 
-/// The feed-forward activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    Relu,
-    /// `x·Φ(x)`, the erf form (PyTorch's default `gelu`).
-    Gelu,
-}
-
-/// Where the layer norms sit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NormPlacement {
-    /// `x + Sublayer(LN(x))` (`norm_first = True`).
-    Pre,
-    /// `LN(x + Sublayer(x))` (`norm_first = False`).
-    Post,
-}
+/// The feed-forward activation, and where the layer norms sit (`model.transformer.activation`,
+/// `model.transformer.norm`).
+pub use crate::config::{Activation, NormPlacement};
 
 /// Sizes and options shared by every layer of a stack.
 #[derive(Clone, Copy, Debug)]
