@@ -19,7 +19,7 @@ require_peer() {
 build_attend() {
   if [[ "${BUILD:-1}" == 1 ]]; then
     echo "== building attend (release)" >&2
-    (cd "$ROOT" && cargo build --release -q -p attend --bin attend)
+    (cd "$ROOT" && cargo build --release -q -p attend-cli --bin attend)
   fi
 }
 

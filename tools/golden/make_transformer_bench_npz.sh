@@ -4,7 +4,7 @@
 # sizes (V = 40, d = 16, 2 heads, FF = 32, 2 + 2 layers, check batch 4 × 6 with 6 greedy steps).
 # The .npz is the state_dict exactly as the peer writes it (np.savez, float32, PyTorch names,
 # `pos_enc` 1024 × 16); the .json holds the config and torch's greedy output for the check batch.
-# crates/attend/tests/import_torch.rs imports the .npz and decodes the check batch without Python.
+# crates/cli/tests/import_torch.rs imports the .npz and decodes the check batch without Python.
 #
 #   bash tools/golden/make_transformer_bench_npz.sh [OUT_DIR]
 #

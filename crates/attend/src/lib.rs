@@ -4,18 +4,14 @@
 
 pub mod allocator;
 pub mod attention;
-pub mod bench;
 pub mod caption;
-pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod metrics;
 pub mod models;
 pub mod nn;
-pub mod report;
 pub mod search;
-pub mod serve;
 pub mod show;
 pub mod train;
 pub mod translate;

@@ -8,7 +8,7 @@
 
 mod serve_support;
 
-use attend::serve::limits::Limits;
+use attend_cli::serve::limits::Limits;
 use serde_json::{json, Value};
 use serve_support::*;
 use std::io::{BufRead, BufReader, Write};

@@ -4,9 +4,9 @@
 mod cli_support;
 
 use attend::metrics::bleu::corpus_bleu;
-use attend::report::length::{length_study, parse_buckets, Translations};
 use attend::show::Picture;
 use attend::translate::translate_text;
+use attend_cli::report::length::{length_study, parse_buckets, Translations};
 use cli_support::{attend, fails, load, ok, out_dir, pairs, png_size, svg_texts, tiny_run};
 
 fn pair(s: &str, t: &str) -> (String, String) {

@@ -4,13 +4,13 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use attend::config::Config;
-use attend::serve::api::Translation;
-use attend::serve::limits::Limits;
-use attend::serve::worker::translation;
-use attend::serve::{ServeOptions, Service};
 use attend::train::checkpoint::load_model;
 use attend::train::trainer::{train, TrainOptions};
 use attend::translate::translate_text;
+use attend_cli::serve::api::Translation;
+use attend_cli::serve::limits::Limits;
+use attend_cli::serve::worker::translation;
+use attend_cli::serve::{ServeOptions, Service};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -4,7 +4,7 @@
 
 mod serve_support;
 
-use attend::serve::limits::Limits;
+use attend_cli::serve::limits::Limits;
 use serve_support::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -4,6 +4,8 @@
 //! peer's own numpy export (`transformer_bench.py --export-npz`, tiny sizes) imports from `.npz` and
 //! `attend bench transformer --weights … --check …` reproduces torch's greedy ids for its check batch.
 
+/// The PyTorch golden fixtures' reader, shared with the library's tests.
+#[path = "../../attend/tests/attention_support/mod.rs"]
 mod attention_support;
 
 use attention_support::{fixture, get};
@@ -13,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 
 fn fixture_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch")
+        .join("../attend/tests/fixtures/torch")
         .join(format!("{name}.safetensors"))
 }
 
@@ -27,7 +29,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The fixtures' sizes (see tests/fixtures/torch/README.md), with exactly 8 greedy steps.
+/// The fixtures' sizes (see crates/attend/tests/fixtures/torch/README.md), with exactly 8 greedy steps.
 fn sizes(norm_first: bool, activation: &str, layers: usize) -> String {
     format!(
         "src_vocab = 20\ntgt_vocab = 20\nd_model = 16\nheads = 2\nencoder_layers = {layers}\n\
@@ -195,7 +197,8 @@ fn sizes_that_do_not_fit_the_state_dict_are_refused() {
 
 /// The tiny export of `transformer_bench.py` (tools/golden/make_transformer_bench_npz.sh).
 fn bench_export() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/transformer_bench_tiny.npz")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../attend/tests/fixtures/torch/transformer_bench_tiny.npz")
 }
 
 /// The sizes of that export (`--vocab 40 --d-model 16 --heads 2 --ff 32 --enc-layers 2
