@@ -18,13 +18,12 @@
 //!
 //! Transformers: the search sees the last decoder layer's cross-attention averaged over heads.
 //! A job that asks for `layers` also gets every layer's and head's cross-attention, from one
-//! teacher-forced pass over the decoded tokens ([`Transformer::attention_maps`]; the same weights
+//! teacher-forced pass over the decoded tokens ([`Transformer::attention_maps`](crate::models::transformer::Transformer::attention_maps); the same weights
 //! the cached decoding used).
 
 use super::api::{ApiError, ModelInfo, Translation};
-use crate::config::{Config, ModelKind};
+use crate::config::Config;
 use crate::data::tokenizer::{Vocabs, BOS};
-use crate::models::transformer::Transformer;
 use crate::models::Seq2Seq;
 use crate::search::Hypothesis;
 use crate::train::checkpoint::load_model;
@@ -154,54 +153,27 @@ impl JobQueue {
     }
 }
 
-/// The network a worker decodes with: the Transformer is kept as itself for its attention maps.
-enum Net {
-    Any(Box<dyn Seq2Seq>),
-    Transformer(Box<Transformer>),
-}
-
 /// A worker's own copy of a run: config, tokenizers, network.
 struct WorkerModel {
     config: Config,
     vocabs: Vocabs,
-    net: Net,
+    model: Box<dyn Seq2Seq>,
 }
 
 impl WorkerModel {
     fn load(dir: &Path, checkpoint: &str) -> Result<WorkerModel> {
         let loaded = load_model(dir, checkpoint)?;
-        let net = if loaded.config.model.kind() == ModelKind::Transformer {
-            drop(loaded.model);
-            let t = Transformer::from_config(
-                &loaded.config,
-                loaded.vocabs.src.vocab_size(),
-                loaded.vocabs.tgt.vocab_size(),
-                0,
-            )?;
-            t.params()
-                .load(&dir.join(format!("{checkpoint}.safetensors")))?;
-            Net::Transformer(Box::new(t))
-        } else {
-            Net::Any(loaded.model)
-        };
         Ok(WorkerModel {
             config: loaded.config,
             vocabs: loaded.vocabs,
-            net,
+            model: loaded.model,
         })
-    }
-
-    fn seq2seq(&self) -> &dyn Seq2Seq {
-        match &self.net {
-            Net::Any(m) => &**m,
-            Net::Transformer(t) => &**t,
-        }
     }
 
     /// Every decoder layer's cross-attention, `[layers][heads][T][S]`, for the `T` rows of a
     /// hypothesis' attention (its tokens, `</s>` included when emitted); `None` for other models.
     fn layers(&self, src: &[u32], h: &Hypothesis) -> Result<Option<Layers>, ApiError> {
-        let Net::Transformer(t) = &self.net else {
+        let Some(t) = self.model.as_transformer() else {
             return Ok(None);
         };
         let rows = h.attention.len();
@@ -280,7 +252,7 @@ impl WorkerPool {
                             return;
                         }
                     };
-                    let params = loaded.seq2seq().params().count();
+                    let params = loaded.model.params().count();
                     let info = ModelInfo::describe(
                         &dir,
                         &checkpoint,
@@ -388,7 +360,7 @@ fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
         return;
     }
     let answered = catch_unwind(AssertUnwindSafe(|| {
-        let mut hyps = translate_ids(m.seq2seq(), &sources, &m.config, beam, alpha).into_iter();
+        let mut hyps = translate_ids(&*m.model, &sources, &m.config, beam, alpha).into_iter();
         jobs.iter()
             .map(|(_, layers, ids)| {
                 ids.iter()
