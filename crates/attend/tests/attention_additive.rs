@@ -26,9 +26,11 @@ fn layer(p: &[Var]) -> AdditiveAttention {
     }
 }
 
+/// The plain step (weights on the tape): `(context, weights)`.
 fn step(l: &AdditiveAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
     let keys = l.project_keys(h).unwrap();
-    l.step(query, &keys, h, mask).unwrap()
+    let (context, weights, _) = l.step_plain(query, &keys, h, mask).unwrap();
+    (context, weights)
 }
 
 /// f64 reference: raw scores `[B, S]`, context `[B, Dk]`, weights `[B, S]`.
@@ -103,13 +105,20 @@ fn matches_a_float64_reference_on_random_shapes() {
         let keys = l.project_keys(&hv).unwrap();
         assert_eq!(keys.shape(), [b, len, a]);
         let scores = l.scores(&sv, &keys).unwrap();
-        let (ctx, w) = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        let (ctx, w, _) = l.step_plain(&sv, &keys, &hv, Some(&mask)).unwrap();
         let (rs, rc, rw) = reference(&s, &h, &pt, &lengths, dims);
         assert_close(&scores.to_tensor(), &rs, 1e-5, "scores");
         assert_eq!(ctx.shape(), [b, dk]);
         assert_close(&ctx.to_tensor(), &rc, 1e-5, "context");
         assert_close(&w.to_tensor(), &rw, 1e-5, "weights");
         assert_rows_are_distributions(&w.to_tensor());
+        // The fused step against the same reference.
+        let fused = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        assert_close(&fused.scores, &rs, 1e-5, "fused scores");
+        assert_eq!(fused.context.shape(), [b, dk]);
+        assert_close(&fused.context.to_tensor(), &rc, 1e-5, "fused context");
+        assert_close(&fused.weights, &rw, 1e-5, "fused weights");
+        assert_rows_are_distributions(&fused.weights);
     }
 }
 
@@ -138,6 +147,29 @@ fn equals_pytorch_forward_and_gradients() {
             let key = format!("{which}.{n}");
             assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
         }
+    }
+}
+
+#[test]
+fn the_fused_step_equals_pytorch_context_and_its_gradients() {
+    let f = fixture("additive_step");
+    let names = ["w_q.weight", "w_k.weight", "w_k.bias", "v.weight"];
+    let mask = get(&f, "mask");
+    let params: Vec<Var> = names.iter().map(|n| param(get(&f, n))).collect();
+    let (query, keys) = (param(get(&f, "query")), param(get(&f, "keys")));
+    let l = layer(&params);
+    let projected = l.project_keys(&keys).unwrap();
+    let out = l.step(&query, &projected, &keys, Some(&mask)).unwrap();
+    assert_tensors_close(&out.context.to_tensor(), &get(&f, "context"), 1e-5, "context");
+    assert_tensors_close(&out.weights, &get(&f, "weights"), 1e-5, "weights");
+    out.context.backward_with(get(&f, "grad_out.context"));
+    for (n, v) in names.iter().zip(&params) {
+        let key = format!("grad.{n}");
+        assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
+    }
+    for (n, v) in [("query", &query), ("keys", &keys)] {
+        let key = format!("grad.{n}");
+        assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
     }
 }
 
@@ -181,9 +213,16 @@ fn changing_a_padded_key_changes_nothing() {
             *x = 100.0 * rng.normal();
         }
     }
-    let (c1, w1) = step(&l, &s, &Var::constant(h), Some(&mask));
+    let (c1, w1) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     assert_eq!(c0.to_tensor(), c1.to_tensor());
     assert_eq!(w0.to_tensor(), w1.to_tensor());
+    // The fused step: the same invariance, and the plain path's values.
+    let hv = Var::constant(h);
+    let fused = l
+        .step(&s, &l.project_keys(&hv).unwrap(), &hv, Some(&mask))
+        .unwrap();
+    assert!(fused.context.to_tensor().max_abs_diff(&c0.to_tensor()) < 1e-5);
+    assert!(fused.weights.max_abs_diff(&w0.to_tensor()) < 1e-6);
 }
 
 #[test]
@@ -204,4 +243,6 @@ fn bad_shapes_are_errors() {
     assert!(l.step(&s, &keys, &short_values, None).is_err());
     let wrong_mask = Tensor::zeros(&[2, 5]);
     assert!(l.step(&s, &keys, &h, Some(&wrong_mask)).is_err());
+    assert!(l.step_plain(&s, &keys, &short_values, None).is_err());
+    assert!(l.step_plain(&s, &keys, &h, Some(&wrong_mask)).is_err());
 }

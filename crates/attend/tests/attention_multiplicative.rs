@@ -19,9 +19,11 @@ fn general(w: &Var) -> MultiplicativeAttention {
     }
 }
 
+/// The plain step (weights on the tape): `(context, weights)`.
 fn step(l: &MultiplicativeAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
     let keys = l.project_keys(h).unwrap();
-    l.step(query, &keys, h, mask).unwrap()
+    let (context, weights, _) = l.step_plain(query, &keys, h, mask).unwrap();
+    (context, weights)
 }
 
 /// f64 reference: `(scores [B, S], context [B, Dk], weights [B, S])`; `w [Dk, Dq]` for `general`.
@@ -75,13 +77,18 @@ fn dot_and_general_match_a_float64_reference_on_random_shapes() {
         let (sv, hv) = (Var::constant(s.clone()), Var::constant(h.clone()));
         let keys = l.project_keys(&hv).unwrap();
         let scores = l.scores(&sv, &keys).unwrap();
-        let (ctx, a) = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        let (ctx, a, _) = l.step_plain(&sv, &keys, &hv, Some(&mask)).unwrap();
         let (rs, rc, ra) = reference(&s, &h, w.as_ref(), &lengths);
         assert_close(&scores.to_tensor(), &rs, 1e-5, "scores");
         assert_eq!(ctx.shape(), [b, dk]);
         assert_close(&ctx.to_tensor(), &rc, 1e-5, "context");
         assert_close(&a.to_tensor(), &ra, 1e-5, "weights");
         assert_rows_are_distributions(&a.to_tensor());
+        // The decoders' step: the same values, weights and scores off the tape.
+        let out = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        assert_close(&out.scores, &rs, 1e-5, "step scores");
+        assert_close(&out.context.to_tensor(), &rc, 1e-5, "step context");
+        assert_close(&out.weights, &ra, 1e-5, "step weights");
     }
 }
 
