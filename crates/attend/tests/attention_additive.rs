@@ -26,13 +26,6 @@ fn layer(p: &[Var]) -> AdditiveAttention {
     }
 }
 
-/// The plain step (weights on the tape): `(context, weights)`.
-fn step(l: &AdditiveAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
-    let keys = l.project_keys(h).unwrap();
-    let (context, weights, _) = l.step_plain(query, &keys, h, mask).unwrap();
-    (context, weights)
-}
-
 /// f64 reference: raw scores `[B, S]`, context `[B, Dk]`, weights `[B, S]`.
 fn reference(
     s: &Tensor,
@@ -131,7 +124,7 @@ fn equals_pytorch_forward_and_gradients() {
     for (which, out_index) in [("grad", 0), ("grad_w", 1)] {
         let params: Vec<Var> = names.iter().map(|n| param(get(&f, n))).collect();
         let (query, keys) = (param(get(&f, "query")), param(get(&f, "keys")));
-        let (ctx, w) = step(&layer(&params), &query, &keys, Some(&mask));
+        let (ctx, w) = plain_step(&layer(&params), &query, &keys, Some(&mask));
         assert_tensors_close(&ctx.to_tensor(), &get(&f, "context"), 1e-5, "context");
         assert_tensors_close(&w.to_tensor(), &get(&f, "weights"), 1e-5, "weights");
         if out_index == 0 {
@@ -139,14 +132,24 @@ fn equals_pytorch_forward_and_gradients() {
         } else {
             w.backward_with(get(&f, "grad_out.weights"));
         }
-        for (n, v) in names.iter().zip(&params) {
-            let key = format!("{which}.{n}");
-            assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-        }
-        for (n, v) in [("query", &query), ("keys", &keys)] {
-            let key = format!("{which}.{n}");
-            assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-        }
+        assert_pytorch_gradients(&f, which, &params, &query, &keys);
+    }
+}
+
+/// The gradients of the parameters `[w_q, w_k, b_k, v]`, the query and the annotations ("keys"
+/// in the fixture) against the fixture's `{which}.*`.
+fn assert_pytorch_gradients(
+    f: &std::collections::BTreeMap<String, Tensor>,
+    which: &str,
+    params: &[Var],
+    query: &Var,
+    keys: &Var,
+) {
+    let names = ["w_q.weight", "w_k.weight", "w_k.bias", "v.weight"];
+    let inputs = [("query", query), ("keys", keys)];
+    for (n, v) in names.iter().copied().zip(params).chain(inputs) {
+        let key = format!("{which}.{n}");
+        assert_tensors_close(&grad(v), &get(f, &key), 1e-5, &key);
     }
 }
 
@@ -160,17 +163,15 @@ fn the_fused_step_equals_pytorch_context_and_its_gradients() {
     let l = layer(&params);
     let projected = l.project_keys(&keys).unwrap();
     let out = l.step(&query, &projected, &keys, Some(&mask)).unwrap();
-    assert_tensors_close(&out.context.to_tensor(), &get(&f, "context"), 1e-5, "context");
+    assert_tensors_close(
+        &out.context.to_tensor(),
+        &get(&f, "context"),
+        1e-5,
+        "context",
+    );
     assert_tensors_close(&out.weights, &get(&f, "weights"), 1e-5, "weights");
     out.context.backward_with(get(&f, "grad_out.context"));
-    for (n, v) in names.iter().zip(&params) {
-        let key = format!("grad.{n}");
-        assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-    }
-    for (n, v) in [("query", &query), ("keys", &keys)] {
-        let key = format!("grad.{n}");
-        assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-    }
+    assert_pytorch_gradients(&f, "grad", &params, &query, &keys);
 }
 
 #[test]
@@ -188,7 +189,7 @@ fn gradient_check_of_every_input_and_parameter() {
     ];
     let r = check_gradients(
         |v| {
-            let (ctx, w) = step(&layer(&v[2..]), &v[0], &v[1], Some(&mask));
+            let (ctx, w) = plain_step(&layer(&v[2..]), &v[0], &v[1], Some(&mask));
             flat_pair(&ctx, &w)
         },
         &inputs,
@@ -207,13 +208,13 @@ fn changing_a_padded_key_changes_nothing() {
     let mut h = Tensor::randn(&[3, 8, 5], 0.0, 1.0, &mut rng);
     let lengths = [8, 3, 5];
     let mask = attend::attention::mask::padding_mask(&lengths, 8).unwrap();
-    let (c0, w0) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
+    let (c0, w0) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     for (row, &len) in lengths.iter().enumerate() {
         for x in &mut h.data_mut()[(row * 8 + len) * 5..(row + 1) * 8 * 5] {
             *x = 100.0 * rng.normal();
         }
     }
-    let (c1, w1) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
+    let (c1, w1) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     assert_eq!(c0.to_tensor(), c1.to_tensor());
     assert_eq!(w0.to_tensor(), w1.to_tensor());
     // The fused step: the same invariance, and the plain path's values.

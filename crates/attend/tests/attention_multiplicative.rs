@@ -19,13 +19,6 @@ fn general(w: &Var) -> MultiplicativeAttention {
     }
 }
 
-/// The plain step (weights on the tape): `(context, weights)`.
-fn step(l: &MultiplicativeAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
-    let keys = l.project_keys(h).unwrap();
-    let (context, weights, _) = l.step_plain(query, &keys, h, mask).unwrap();
-    (context, weights)
-}
-
 /// f64 reference: `(scores [B, S], context [B, Dk], weights [B, S])`; `w [Dk, Dq]` for `general`.
 fn reference(
     s: &Tensor,
@@ -104,7 +97,7 @@ fn equals_pytorch_forward_and_gradients() {
             let l = w
                 .as_ref()
                 .map_or_else(MultiplicativeAttention::dot, general);
-            let (ctx, a) = step(&l, &query, &keys, Some(&mask));
+            let (ctx, a) = plain_step(&l, &query, &keys, Some(&mask));
             assert_tensors_close(&ctx.to_tensor(), &t("context"), 1e-5, "context");
             assert_tensors_close(&a.to_tensor(), &t("weights"), 1e-5, "weights");
             if out_index == 0 {
@@ -130,7 +123,7 @@ fn gradient_checks_of_dot_and_general() {
     let h = Tensor::randn(&[3, 4, 5], 0.0, 1.0, &mut rng);
     let r = check_gradients(
         |v| {
-            let (c, a) = step(&MultiplicativeAttention::dot(), &v[0], &v[1], Some(&mask));
+            let (c, a) = plain_step(&MultiplicativeAttention::dot(), &v[0], &v[1], Some(&mask));
             flat_pair(&c, &a)
         },
         &[s, h.clone()],
@@ -142,7 +135,7 @@ fn gradient_checks_of_dot_and_general() {
     let w = Tensor::randn(&[5, 2], 0.0, 0.5, &mut rng);
     let r = check_gradients(
         |v| {
-            let (c, a) = step(&general(&v[2]), &v[0], &v[1], Some(&mask));
+            let (c, a) = plain_step(&general(&v[2]), &v[0], &v[1], Some(&mask));
             flat_pair(&c, &a)
         },
         &[s, h, w],
@@ -160,11 +153,11 @@ fn changing_a_padded_key_changes_nothing() {
     let s = Var::constant(Tensor::randn(&[2, 3], 0.0, 1.0, &mut rng));
     let mut h = Tensor::randn(&[2, 5, 4], 0.0, 1.0, &mut rng);
     let mask = padding_mask(&[5, 2], 5).unwrap();
-    let (c0, a0) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
+    let (c0, a0) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     for x in &mut h.data_mut()[(5 + 2) * 4..] {
         *x = 50.0 * rng.normal();
     }
-    let (c1, a1) = step(&l, &s, &Var::constant(h), Some(&mask));
+    let (c1, a1) = plain_step(&l, &s, &Var::constant(h), Some(&mask));
     assert_eq!(c0.to_tensor(), c1.to_tensor());
     assert_eq!(a0.to_tensor(), a1.to_tensor());
 }

@@ -19,18 +19,16 @@
 //!   engine's fused op ([`tensor::ops::additive_step`]), which makes one pass over the keys per row
 //!   for the scores, the masked softmax and the context, with a hand-written backward. The context
 //!   is differentiable; the weights and scores come back as values.
-//! - [`step_plain`](StepAttention::step_plain), one engine op per line of the formula
-//!   ([`scores`](AdditiveAttention::scores), [`masked_softmax`], [`weighted_sum`]): the oracle the
+//! - [`step_plain`](StepAttention::step_plain), one engine op per line of the formula: the
+//!   layer's [`scores`](StepAttention::scores) (`linear`, `add`, `tanh`, `linear`), then the
+//!   masked softmax and the weighted sum that every [`StepAttention`] shares. It is the oracle the
 //!   fused step is tested against, and the path for a loss on the weights themselves (the
 //!   captioner's doubly stochastic penalty), since every output stays on the tape.
 //!
 //! Parameters are named as the PyTorch module of `seq2seq_bench.py`: `{prefix}.w_q.weight`,
 //! `{prefix}.w_k.weight`, `{prefix}.w_k.bias`, `{prefix}.v.weight`.
 
-use crate::attention::mask::masked_softmax;
-use crate::attention::{
-    check_values, shape_error, weighted_sum, Attended, AttentionError, StepAttention,
-};
+use crate::attention::{check_values, shape_error, Attended, AttentionError, StepAttention};
 use crate::nn::{Linear, Params};
 use tensor::ops::additive_step::additive_step;
 use tensor::{Rng, Tensor, Var};
@@ -83,16 +81,6 @@ impl AdditiveAttention {
         self.w_q.output_size()
     }
 
-    /// Raw scores `e [B, S]`: `vᵀ tanh(W_q s + keys_j)`, no mask applied. `query [B, Dq]`, `keys`
-    /// `[B, S, A]` from [`project_keys`](StepAttention::project_keys).
-    pub fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError> {
-        let (b, s) = self.check_query_keys(query, keys)?;
-        let a = self.attn_dim();
-        let q = self.w_q.forward(query).reshape(&[b, 1, a]); // [B, 1, A]
-        let hidden = q.add(keys).tanh(); // [B, S, A]
-        Ok(self.v.forward(&hidden).reshape(&[b, s])) // [B, S]
-    }
-
     /// Checks `query [B, Dq]` against `keys [B, S, A]` and returns `(B, S)`.
     fn check_query_keys(&self, query: &Var, keys: &Var) -> Result<(usize, usize), AttentionError> {
         let (qs, ks) = (query.shape(), keys.shape());
@@ -102,12 +90,8 @@ impl AdditiveAttention {
         }
         let b = qs[0];
         if ks.len() != 3 || ks[0] != b || ks[2] != a {
-            return Err(shape_error(
-                LAYER,
-                "projected keys",
-                &ks,
-                format!("[{b}, S, {a}] (from project_keys)"),
-            ));
+            let expected = format!("[{b}, S, {a}] (from project_keys)");
+            return Err(shape_error(LAYER, "projected keys", &ks, expected));
         }
         Ok((b, ks[1]))
     }
@@ -129,7 +113,18 @@ impl StepAttention for AdditiveAttention {
         Ok(self.w_k.forward(h))
     }
 
-    /// The fused step (the mask, if any, must be exactly `[B, S]`).
+    /// Raw scores `e [B, S]`: `vᵀ tanh(W_q s + keys_j)`, no mask applied. `query [B, Dq]`, `keys`
+    /// `[B, S, A]` from [`project_keys`](StepAttention::project_keys).
+    fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError> {
+        let (b, s) = self.check_query_keys(query, keys)?;
+        let a = self.attn_dim();
+        let q = self.w_q.forward(query).reshape(&[b, 1, a]); // [B, 1, A]
+        let hidden = q.add(keys).tanh(); // [B, S, A]
+        Ok(self.v.forward(&hidden).reshape(&[b, s])) // [B, S]
+    }
+
+    /// The fused step: `W_q s` by the layer's linear, then scores, masked softmax and context in
+    /// one engine op. The mask, if any, must be exactly `[B, S]`.
     fn step(
         &self,
         query: &Var,
@@ -149,19 +144,5 @@ impl StepAttention for AdditiveAttention {
             weights: out.weights, // [B, S]
             scores: out.scores,   // [B, S]
         })
-    }
-
-    /// The plain step: scores, masked softmax, weighted sum.
-    fn step_plain(
-        &self,
-        query: &Var,
-        keys: &Var,
-        values: &Var,
-        mask: Option<&Tensor>,
-    ) -> Result<(Var, Var, Var), AttentionError> {
-        let e = self.scores(query, keys)?; // [B, S]
-        let a = masked_softmax(&e, mask)?; // [B, S]
-        let context = weighted_sum(LAYER, &a, values)?; // [B, Dk]
-        Ok((context, a, e))
     }
 }

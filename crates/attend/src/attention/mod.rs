@@ -97,29 +97,43 @@ impl Attended {
 }
 
 /// Attention for one decoder step over a fixed source: the interface of the RNN decoders and the
-/// captioner to the additive and multiplicative layers.
+/// captioner to the additive and multiplicative layers. A layer supplies its keys and its score
+/// function; the step is the same for all of them:
+///
+/// ```text
+/// e = score(s, keys)          [B, S]    raw scores
+/// a = softmax(e masked)       [B, S]    weights (masked keys get exactly 0)
+/// c = Σ_j a_j values_j        [B, Dv]   context
+/// ```
 ///
 /// Per batch call [`project_keys`](StepAttention::project_keys) once on the annotations
 /// `h [B, S, Dk]`; per decoder step call [`step`](StepAttention::step) with the query `s [B, Dq]`.
-/// `step` is the layer's fast path; [`step_plain`](StepAttention::step_plain) computes the same
-/// function one engine op per line of the formula, every output on the tape: it is the oracle that
-/// `step` is tested against, and the path for a loss that differentiates the weights.
+/// `step` is the layer's fast path: a layer with a fused kernel (additive attention) overrides it.
+/// [`step_plain`](StepAttention::step_plain) computes the same function one engine op per line of
+/// the formula, every output on the tape: the oracle that `step` is tested against, and the path
+/// for a loss that differentiates the weights.
 pub trait StepAttention {
     /// Keys as the layer scores them, computed once per batch: `h [B, S, Dk] → keys [B, S, ·]`.
     fn project_keys(&self, h: &Var) -> Result<Var, AttentionError>;
 
-    /// One step: `a = softmax(e masked)`, `context = Σ_j a_j values_j`. `query [B, Dq]`, `keys`
-    /// from [`project_keys`](StepAttention::project_keys), `values [B, S, Dv]` (the annotations h),
-    /// `mask [B, S]` (1 = pad) → context `[B, Dv]` on the tape, weights and raw scores `[B, S]`.
+    /// Raw scores `e [B, S]` (no mask applied) of `query [B, Dq]` against the projected keys.
+    fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError>;
+
+    /// One step. `query [B, Dq]`, `keys` from [`project_keys`](StepAttention::project_keys),
+    /// `values [B, S, Dv]` (the annotations h), `mask [B, S]` (1 = pad) → context `[B, Dv]` on
+    /// the tape, weights and raw scores `[B, S]` as values. Without a fused kernel, the plain path.
     fn step(
         &self,
         query: &Var,
         keys: &Var,
         values: &Var,
         mask: Option<&Tensor>,
-    ) -> Result<Attended, AttentionError>;
+    ) -> Result<Attended, AttentionError> {
+        self.step_plain(query, keys, values, mask)
+            .map(Attended::from_plain)
+    }
 
-    /// As [`step`](StepAttention::step) through the plain layer ops, every output differentiable:
+    /// The step through the plain layer ops, every output differentiable:
     /// `(context [B, Dv], weights [B, S], scores [B, S])`. The mask may be any shape that
     /// broadcasts to `[B, S]`.
     fn step_plain(
@@ -128,7 +142,12 @@ pub trait StepAttention {
         keys: &Var,
         values: &Var,
         mask: Option<&Tensor>,
-    ) -> Result<(Var, Var, Var), AttentionError>;
+    ) -> Result<(Var, Var, Var), AttentionError> {
+        let e = self.scores(query, keys)?; // [B, S]
+        let a = mask::masked_softmax(&e, mask)?; // [B, S]
+        let context = weighted_sum(&a, values)?; // [B, Dv]
+        Ok((context, a, e))
+    }
 }
 
 /// Checks that `values` are `[b, s, Dv]` (the batch and length of the keys) and returns `Dv`.
@@ -140,24 +159,16 @@ pub(crate) fn check_values(
 ) -> Result<usize, AttentionError> {
     let vs = values.shape();
     if vs.len() != 3 || vs[0] != b || vs[1] != s {
-        return Err(shape_error(
-            layer,
-            "values",
-            &vs,
-            format!("[{b}, {s}, Dv] (batch and length of the keys)"),
-        ));
+        let expected = format!("[{b}, {s}, Dv] (batch and length of the keys)");
+        return Err(shape_error(layer, "values", &vs, expected));
     }
     Ok(vs[2])
 }
 
 /// The context `c = Σ_j a_j values_j`: `weights [B, S]`, `values [B, S, Dv]` → `[B, Dv]`.
-pub(crate) fn weighted_sum(
-    layer: &'static str,
-    weights: &Var,
-    values: &Var,
-) -> Result<Var, AttentionError> {
+pub(crate) fn weighted_sum(weights: &Var, values: &Var) -> Result<Var, AttentionError> {
     let (b, s) = (weights.dim(0), weights.dim(1));
-    let dv = check_values(layer, values, b, s)?;
+    let dv = check_values("attention step", values, b, s)?;
     Ok(weights
         .reshape(&[b, 1, s])
         .matmul(values) // [B, 1, Dv]

@@ -15,15 +15,13 @@
 //! `context [B, Dk]`, `weights [B, S]`. The keys are the states themselves, so
 //! [`project_keys`](StepAttention::project_keys) returns `h` unchanged.
 //!
-//! The step is one engine op per line of the formula ([`scores`](MultiplicativeAttention::scores),
-//! [`masked_softmax`], [`weighted_sum`]): two matrix products and a softmax leave nothing for a
-//! fused kernel to save, so [`step`](StepAttention::step) and
-//! [`step_plain`](StepAttention::step_plain) are the same computation.
+//! The layer supplies the keys and the scores; the softmax and the context are the
+//! [`StepAttention`] step shared by the RNN attentions. Two matrix products and a softmax leave
+//! nothing for a fused kernel to save, so [`step`](StepAttention::step) is the plain path.
 
-use crate::attention::mask::masked_softmax;
-use crate::attention::{shape_error, weighted_sum, Attended, AttentionError, StepAttention};
+use crate::attention::{shape_error, AttentionError, StepAttention};
 use crate::nn::{Linear, Params};
-use tensor::{Rng, Tensor, Var};
+use tensor::{Rng, Var};
 
 const LAYER: &str = "multiplicative attention";
 
@@ -66,10 +64,21 @@ impl MultiplicativeAttention {
             score: Score::General(w),
         }
     }
+}
+
+impl StepAttention for MultiplicativeAttention {
+    /// The keys are the states: `h [B, S, Dk]` is returned as is.
+    fn project_keys(&self, h: &Var) -> Result<Var, AttentionError> {
+        let hs = h.shape();
+        if hs.len() != 3 {
+            return Err(shape_error(LAYER, "states h", &hs, "[B, S, Dk]"));
+        }
+        Ok(h.clone())
+    }
 
     /// Raw scores `e [B, S]`: `sᵀh_j` or `(W s)ᵀh_j`, no mask applied. `query [B, Dq]`, `keys`
     /// `[B, S, Dk]` from [`project_keys`](StepAttention::project_keys).
-    pub fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError> {
+    fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError> {
         let (qs, ks) = (query.shape(), keys.shape());
         let dq = match &self.score {
             Score::Dot => None,
@@ -89,42 +98,5 @@ impl MultiplicativeAttention {
         }
         // [B, S, Dk] · [B, Dk, 1] → [B, S, 1]
         Ok(keys.matmul(&q.reshape(&[b, d, 1])).reshape(&[b, ks[1]]))
-    }
-}
-
-impl StepAttention for MultiplicativeAttention {
-    /// The keys are the states: `h [B, S, Dk]` is returned as is.
-    fn project_keys(&self, h: &Var) -> Result<Var, AttentionError> {
-        let hs = h.shape();
-        if hs.len() != 3 {
-            return Err(shape_error(LAYER, "states h", &hs, "[B, S, Dk]"));
-        }
-        Ok(h.clone())
-    }
-
-    /// The plain step, weights and scores taken off the tape.
-    fn step(
-        &self,
-        query: &Var,
-        keys: &Var,
-        values: &Var,
-        mask: Option<&Tensor>,
-    ) -> Result<Attended, AttentionError> {
-        self.step_plain(query, keys, values, mask)
-            .map(Attended::from_plain)
-    }
-
-    /// Scores, masked softmax, weighted sum.
-    fn step_plain(
-        &self,
-        query: &Var,
-        keys: &Var,
-        values: &Var,
-        mask: Option<&Tensor>,
-    ) -> Result<(Var, Var, Var), AttentionError> {
-        let e = self.scores(query, keys)?; // [B, S]
-        let a = masked_softmax(&e, mask)?; // [B, S]
-        let context = weighted_sum(LAYER, &a, values)?; // [B, Dk]
-        Ok((context, a, e))
     }
 }
