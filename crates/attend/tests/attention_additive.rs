@@ -26,11 +26,6 @@ fn layer(p: &[Var]) -> AdditiveAttention {
     }
 }
 
-fn step(l: &AdditiveAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
-    let keys = l.project_keys(h).unwrap();
-    l.step(query, &keys, h, mask).unwrap()
-}
-
 /// f64 reference: raw scores `[B, S]`, context `[B, Dk]`, weights `[B, S]`.
 fn reference(
     s: &Tensor,
@@ -103,13 +98,20 @@ fn matches_a_float64_reference_on_random_shapes() {
         let keys = l.project_keys(&hv).unwrap();
         assert_eq!(keys.shape(), [b, len, a]);
         let scores = l.scores(&sv, &keys).unwrap();
-        let (ctx, w) = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        let (ctx, w, _) = l.step_plain(&sv, &keys, &hv, Some(&mask)).unwrap();
         let (rs, rc, rw) = reference(&s, &h, &pt, &lengths, dims);
         assert_close(&scores.to_tensor(), &rs, 1e-5, "scores");
         assert_eq!(ctx.shape(), [b, dk]);
         assert_close(&ctx.to_tensor(), &rc, 1e-5, "context");
         assert_close(&w.to_tensor(), &rw, 1e-5, "weights");
         assert_rows_are_distributions(&w.to_tensor());
+        // The fused step against the same reference.
+        let fused = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        assert_close(&fused.scores, &rs, 1e-5, "fused scores");
+        assert_eq!(fused.context.shape(), [b, dk]);
+        assert_close(&fused.context.to_tensor(), &rc, 1e-5, "fused context");
+        assert_close(&fused.weights, &rw, 1e-5, "fused weights");
+        assert_rows_are_distributions(&fused.weights);
     }
 }
 
@@ -122,7 +124,7 @@ fn equals_pytorch_forward_and_gradients() {
     for (which, out_index) in [("grad", 0), ("grad_w", 1)] {
         let params: Vec<Var> = names.iter().map(|n| param(get(&f, n))).collect();
         let (query, keys) = (param(get(&f, "query")), param(get(&f, "keys")));
-        let (ctx, w) = step(&layer(&params), &query, &keys, Some(&mask));
+        let (ctx, w) = plain_step(&layer(&params), &query, &keys, Some(&mask));
         assert_tensors_close(&ctx.to_tensor(), &get(&f, "context"), 1e-5, "context");
         assert_tensors_close(&w.to_tensor(), &get(&f, "weights"), 1e-5, "weights");
         if out_index == 0 {
@@ -130,15 +132,46 @@ fn equals_pytorch_forward_and_gradients() {
         } else {
             w.backward_with(get(&f, "grad_out.weights"));
         }
-        for (n, v) in names.iter().zip(&params) {
-            let key = format!("{which}.{n}");
-            assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-        }
-        for (n, v) in [("query", &query), ("keys", &keys)] {
-            let key = format!("{which}.{n}");
-            assert_tensors_close(&grad(v), &get(&f, &key), 1e-5, &key);
-        }
+        assert_pytorch_gradients(&f, which, &params, &query, &keys);
     }
+}
+
+/// The gradients of the parameters `[w_q, w_k, b_k, v]`, the query and the annotations ("keys"
+/// in the fixture) against the fixture's `{which}.*`.
+fn assert_pytorch_gradients(
+    f: &std::collections::BTreeMap<String, Tensor>,
+    which: &str,
+    params: &[Var],
+    query: &Var,
+    keys: &Var,
+) {
+    let names = ["w_q.weight", "w_k.weight", "w_k.bias", "v.weight"];
+    let inputs = [("query", query), ("keys", keys)];
+    for (n, v) in names.iter().copied().zip(params).chain(inputs) {
+        let key = format!("{which}.{n}");
+        assert_tensors_close(&grad(v), &get(f, &key), 1e-5, &key);
+    }
+}
+
+#[test]
+fn the_fused_step_equals_pytorch_context_and_its_gradients() {
+    let f = fixture("additive_step");
+    let names = ["w_q.weight", "w_k.weight", "w_k.bias", "v.weight"];
+    let mask = get(&f, "mask");
+    let params: Vec<Var> = names.iter().map(|n| param(get(&f, n))).collect();
+    let (query, keys) = (param(get(&f, "query")), param(get(&f, "keys")));
+    let l = layer(&params);
+    let projected = l.project_keys(&keys).unwrap();
+    let out = l.step(&query, &projected, &keys, Some(&mask)).unwrap();
+    assert_tensors_close(
+        &out.context.to_tensor(),
+        &get(&f, "context"),
+        1e-5,
+        "context",
+    );
+    assert_tensors_close(&out.weights, &get(&f, "weights"), 1e-5, "weights");
+    out.context.backward_with(get(&f, "grad_out.context"));
+    assert_pytorch_gradients(&f, "grad", &params, &query, &keys);
 }
 
 #[test]
@@ -156,7 +189,7 @@ fn gradient_check_of_every_input_and_parameter() {
     ];
     let r = check_gradients(
         |v| {
-            let (ctx, w) = step(&layer(&v[2..]), &v[0], &v[1], Some(&mask));
+            let (ctx, w) = plain_step(&layer(&v[2..]), &v[0], &v[1], Some(&mask));
             flat_pair(&ctx, &w)
         },
         &inputs,
@@ -175,15 +208,22 @@ fn changing_a_padded_key_changes_nothing() {
     let mut h = Tensor::randn(&[3, 8, 5], 0.0, 1.0, &mut rng);
     let lengths = [8, 3, 5];
     let mask = attend::attention::mask::padding_mask(&lengths, 8).unwrap();
-    let (c0, w0) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
+    let (c0, w0) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     for (row, &len) in lengths.iter().enumerate() {
         for x in &mut h.data_mut()[(row * 8 + len) * 5..(row + 1) * 8 * 5] {
             *x = 100.0 * rng.normal();
         }
     }
-    let (c1, w1) = step(&l, &s, &Var::constant(h), Some(&mask));
+    let (c1, w1) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     assert_eq!(c0.to_tensor(), c1.to_tensor());
     assert_eq!(w0.to_tensor(), w1.to_tensor());
+    // The fused step: the same invariance, and the plain path's values.
+    let hv = Var::constant(h);
+    let fused = l
+        .step(&s, &l.project_keys(&hv).unwrap(), &hv, Some(&mask))
+        .unwrap();
+    assert!(fused.context.to_tensor().max_abs_diff(&c0.to_tensor()) < 1e-5);
+    assert!(fused.weights.max_abs_diff(&w0.to_tensor()) < 1e-6);
 }
 
 #[test]
@@ -204,4 +244,6 @@ fn bad_shapes_are_errors() {
     assert!(l.step(&s, &keys, &short_values, None).is_err());
     let wrong_mask = Tensor::zeros(&[2, 5]);
     assert!(l.step(&s, &keys, &h, Some(&wrong_mask)).is_err());
+    assert!(l.step_plain(&s, &keys, &short_values, None).is_err());
+    assert!(l.step_plain(&s, &keys, &h, Some(&wrong_mask)).is_err());
 }

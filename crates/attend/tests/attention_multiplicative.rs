@@ -19,11 +19,6 @@ fn general(w: &Var) -> MultiplicativeAttention {
     }
 }
 
-fn step(l: &MultiplicativeAttention, query: &Var, h: &Var, mask: Option<&Tensor>) -> (Var, Var) {
-    let keys = l.project_keys(h).unwrap();
-    l.step(query, &keys, h, mask).unwrap()
-}
-
 /// f64 reference: `(scores [B, S], context [B, Dk], weights [B, S])`; `w [Dk, Dq]` for `general`.
 fn reference(
     s: &Tensor,
@@ -75,13 +70,18 @@ fn dot_and_general_match_a_float64_reference_on_random_shapes() {
         let (sv, hv) = (Var::constant(s.clone()), Var::constant(h.clone()));
         let keys = l.project_keys(&hv).unwrap();
         let scores = l.scores(&sv, &keys).unwrap();
-        let (ctx, a) = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        let (ctx, a, _) = l.step_plain(&sv, &keys, &hv, Some(&mask)).unwrap();
         let (rs, rc, ra) = reference(&s, &h, w.as_ref(), &lengths);
         assert_close(&scores.to_tensor(), &rs, 1e-5, "scores");
         assert_eq!(ctx.shape(), [b, dk]);
         assert_close(&ctx.to_tensor(), &rc, 1e-5, "context");
         assert_close(&a.to_tensor(), &ra, 1e-5, "weights");
         assert_rows_are_distributions(&a.to_tensor());
+        // The decoders' step: the same values, weights and scores off the tape.
+        let out = l.step(&sv, &keys, &hv, Some(&mask)).unwrap();
+        assert_close(&out.scores, &rs, 1e-5, "step scores");
+        assert_close(&out.context.to_tensor(), &rc, 1e-5, "step context");
+        assert_close(&out.weights, &ra, 1e-5, "step weights");
     }
 }
 
@@ -97,7 +97,7 @@ fn equals_pytorch_forward_and_gradients() {
             let l = w
                 .as_ref()
                 .map_or_else(MultiplicativeAttention::dot, general);
-            let (ctx, a) = step(&l, &query, &keys, Some(&mask));
+            let (ctx, a) = plain_step(&l, &query, &keys, Some(&mask));
             assert_tensors_close(&ctx.to_tensor(), &t("context"), 1e-5, "context");
             assert_tensors_close(&a.to_tensor(), &t("weights"), 1e-5, "weights");
             if out_index == 0 {
@@ -123,7 +123,7 @@ fn gradient_checks_of_dot_and_general() {
     let h = Tensor::randn(&[3, 4, 5], 0.0, 1.0, &mut rng);
     let r = check_gradients(
         |v| {
-            let (c, a) = step(&MultiplicativeAttention::dot(), &v[0], &v[1], Some(&mask));
+            let (c, a) = plain_step(&MultiplicativeAttention::dot(), &v[0], &v[1], Some(&mask));
             flat_pair(&c, &a)
         },
         &[s, h.clone()],
@@ -135,7 +135,7 @@ fn gradient_checks_of_dot_and_general() {
     let w = Tensor::randn(&[5, 2], 0.0, 0.5, &mut rng);
     let r = check_gradients(
         |v| {
-            let (c, a) = step(&general(&v[2]), &v[0], &v[1], Some(&mask));
+            let (c, a) = plain_step(&general(&v[2]), &v[0], &v[1], Some(&mask));
             flat_pair(&c, &a)
         },
         &[s, h, w],
@@ -153,11 +153,11 @@ fn changing_a_padded_key_changes_nothing() {
     let s = Var::constant(Tensor::randn(&[2, 3], 0.0, 1.0, &mut rng));
     let mut h = Tensor::randn(&[2, 5, 4], 0.0, 1.0, &mut rng);
     let mask = padding_mask(&[5, 2], 5).unwrap();
-    let (c0, a0) = step(&l, &s, &Var::constant(h.clone()), Some(&mask));
+    let (c0, a0) = plain_step(&l, &s, &Var::constant(h.clone()), Some(&mask));
     for x in &mut h.data_mut()[(5 + 2) * 4..] {
         *x = 50.0 * rng.normal();
     }
-    let (c1, a1) = step(&l, &s, &Var::constant(h), Some(&mask));
+    let (c1, a1) = plain_step(&l, &s, &Var::constant(h), Some(&mask));
     assert_eq!(c0.to_tensor(), c1.to_tensor());
     assert_eq!(a0.to_tensor(), a1.to_tensor());
 }

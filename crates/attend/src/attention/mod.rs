@@ -14,7 +14,8 @@
 //! position); masked scores become −∞ before the softmax, so their weights are exactly 0, and a row in
 //! which every key is masked gets all-zero weights (and a zero context) instead of NaN.
 //!
-//! The RNN decoders use the one-query-per-step layers through [`StepAttention`]; the Transformer uses
+//! The RNN decoders and the captioner use the one-query-per-step layers through [`StepAttention`]
+//! (additive attention with its fused step); the Transformer uses
 //! [`multi_head::MultiHeadAttention`]. Shapes and masks are checked on entry and a mismatch is an
 //! [`AttentionError`], never a panic.
 
@@ -73,35 +74,69 @@ pub(crate) fn shape_error(
     }
 }
 
-/// Attention for one decoder step over a fixed source: the RNN decoders' interface to the additive
-/// and multiplicative layers.
+/// One decoder step's attention as the decoders use it: the context on the tape, the weights and
+/// the raw scores as plain values (what the search returns and `attend explain` prints).
+pub struct Attended {
+    /// `c [B, Dv]`, differentiable.
+    pub context: Var,
+    /// `a [B, S]`: each row sums to 1, or is all zeros where every key is masked.
+    pub weights: Tensor,
+    /// `e [B, S]`, before masking.
+    pub scores: Tensor,
+}
+
+impl Attended {
+    /// The plain path's `(context, weights, scores)`, weights and scores taken off the tape.
+    pub fn from_plain((context, weights, scores): (Var, Var, Var)) -> Attended {
+        Attended {
+            context,
+            weights: weights.to_tensor(),
+            scores: scores.to_tensor(),
+        }
+    }
+}
+
+/// Attention for one decoder step over a fixed source: the interface of the RNN decoders and the
+/// captioner to the additive and multiplicative layers. A layer supplies its keys and its score
+/// function; the step is the same for all of them:
+///
+/// ```text
+/// e = score(s, keys)          [B, S]    raw scores
+/// a = softmax(e masked)       [B, S]    weights (masked keys get exactly 0)
+/// c = Σ_j a_j values_j        [B, Dv]   context
+/// ```
 ///
 /// Per batch call [`project_keys`](StepAttention::project_keys) once on the annotations
 /// `h [B, S, Dk]`; per decoder step call [`step`](StepAttention::step) with the query `s [B, Dq]`.
+/// `step` is the layer's fast path: a layer with a fused kernel (additive attention) overrides it.
+/// [`step_plain`](StepAttention::step_plain) computes the same function one engine op per line of
+/// the formula, every output on the tape: the oracle that `step` is tested against, and the path
+/// for a loss that differentiates the weights.
 pub trait StepAttention {
     /// Keys as the layer scores them, computed once per batch: `h [B, S, Dk] → keys [B, S, ·]`.
     fn project_keys(&self, h: &Var) -> Result<Var, AttentionError>;
 
-    /// Raw (unmasked, pre-softmax) scores `e [B, S]` of query `s [B, Dq]` against projected keys.
+    /// Raw scores `e [B, S]` (no mask applied) of `query [B, Dq]` against the projected keys.
     fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError>;
 
-    /// One step: `a = softmax(e masked)`, `context = Σ_j a_j values_j`.
-    /// `query [B, Dq]`, `keys` from [`project_keys`](StepAttention::project_keys), `values [B, S, Dv]`
-    /// (the annotations h), `mask [B, S]` (1 = pad) → `(context [B, Dv], weights [B, S])`.
+    /// One step. `query [B, Dq]`, `keys` from [`project_keys`](StepAttention::project_keys),
+    /// `values [B, S, Dv]` (the annotations h), `mask [B, S]` (1 = pad) → context `[B, Dv]` on
+    /// the tape, weights and raw scores `[B, S]` as values. Without a fused kernel, the plain path.
     fn step(
         &self,
         query: &Var,
         keys: &Var,
         values: &Var,
         mask: Option<&Tensor>,
-    ) -> Result<(Var, Var), AttentionError> {
-        let (context, weights, _) = self.step_with_scores(query, keys, values, mask)?;
-        Ok((context, weights))
+    ) -> Result<Attended, AttentionError> {
+        self.step_plain(query, keys, values, mask)
+            .map(Attended::from_plain)
     }
 
-    /// As [`step`](StepAttention::step), also returning the raw scores `e [B, S]` (what
-    /// `attend explain` shows before the softmax): `(context, weights, scores)`.
-    fn step_with_scores(
+    /// The step through the plain layer ops, every output differentiable:
+    /// `(context [B, Dv], weights [B, S], scores [B, S])`. The mask may be any shape that
+    /// broadcasts to `[B, S]`.
+    fn step_plain(
         &self,
         query: &Var,
         keys: &Var,
@@ -109,21 +144,33 @@ pub trait StepAttention {
         mask: Option<&Tensor>,
     ) -> Result<(Var, Var, Var), AttentionError> {
         let e = self.scores(query, keys)?; // [B, S]
-        let (b, s) = (e.dim(0), e.dim(1));
-        let vs = values.shape();
-        if vs.len() != 3 || vs[0] != b || vs[1] != s {
-            return Err(shape_error(
-                "attention step",
-                "values",
-                &vs,
-                format!("[{b}, {s}, Dv] (batch and length of the keys)"),
-            ));
-        }
-        let weights = mask::masked_softmax(&e, mask)?; // [B, S]
-        let context = weights
-            .reshape(&[b, 1, s])
-            .matmul(values) // [B, 1, Dv]
-            .reshape(&[b, vs[2]]);
-        Ok((context, weights, e))
+        let a = mask::masked_softmax(&e, mask)?; // [B, S]
+        let context = weighted_sum(&a, values)?; // [B, Dv]
+        Ok((context, a, e))
     }
+}
+
+/// Checks that `values` are `[b, s, Dv]` (the batch and length of the keys) and returns `Dv`.
+pub(crate) fn check_values(
+    layer: &'static str,
+    values: &Var,
+    b: usize,
+    s: usize,
+) -> Result<usize, AttentionError> {
+    let vs = values.shape();
+    if vs.len() != 3 || vs[0] != b || vs[1] != s {
+        let expected = format!("[{b}, {s}, Dv] (batch and length of the keys)");
+        return Err(shape_error(layer, "values", &vs, expected));
+    }
+    Ok(vs[2])
+}
+
+/// The context `c = Σ_j a_j values_j`: `weights [B, S]`, `values [B, S, Dv]` → `[B, Dv]`.
+pub(crate) fn weighted_sum(weights: &Var, values: &Var) -> Result<Var, AttentionError> {
+    let (b, s) = (weights.dim(0), weights.dim(1));
+    let dv = check_values("attention step", values, b, s)?;
+    Ok(weights
+        .reshape(&[b, 1, s])
+        .matmul(values) // [B, 1, Dv]
+        .reshape(&[b, dv]))
 }

@@ -14,6 +14,10 @@
 //! (`Linear(Dq → Dk, bias = false)` applied to `s`, named `{prefix}.w.weight`) →
 //! `context [B, Dk]`, `weights [B, S]`. The keys are the states themselves, so
 //! [`project_keys`](StepAttention::project_keys) returns `h` unchanged.
+//!
+//! The layer supplies the keys and the scores; the softmax and the context are the
+//! [`StepAttention`] step shared by the RNN attentions. Two matrix products and a softmax leave
+//! nothing for a fused kernel to save, so [`step`](StepAttention::step) is the plain path.
 
 use crate::attention::{shape_error, AttentionError, StepAttention};
 use crate::nn::{Linear, Params};
@@ -72,7 +76,8 @@ impl StepAttention for MultiplicativeAttention {
         Ok(h.clone())
     }
 
-    /// `e [B, S]`: `sᵀh_j` or `(W s)ᵀh_j`, raw (no mask applied).
+    /// Raw scores `e [B, S]`: `sᵀh_j` or `(W s)ᵀh_j`, no mask applied. `query [B, Dq]`, `keys`
+    /// `[B, S, Dk]` from [`project_keys`](StepAttention::project_keys).
     fn scores(&self, query: &Var, keys: &Var) -> Result<Var, AttentionError> {
         let (qs, ks) = (query.shape(), keys.shape());
         let dq = match &self.score {

@@ -12,6 +12,10 @@
 //! loss = cross-entropy(logits, y) + λ Σ_i (1 − Σ_t α_ti)²   (doubly stochastic, §4.2.1)
 //! ```
 //!
+//! The attention is the translator's [`AdditiveAttention`] and runs its fused
+//! [`step`](StepAttention::step), whose weights are values; only a loss with λ > 0, which
+//! differentiates the weights, runs the plain [`step_plain`](StepAttention::step_plain).
+//!
 //! Decoding reuses the translation search ([`crate::search`]) through [`ImageRows`], which presents
 //! a set of images as a [`Seq2Seq`] model whose "source sentence" of row r names an image.
 
@@ -21,7 +25,7 @@ use crate::attention::{AdditiveAttention, StepAttention};
 use crate::config::{Config, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::models::{Decoding, Seq2Seq, StepOutput};
-use crate::nn::{Linear, LstmCell, Params};
+use crate::nn::{Dropout, Embedding, Linear, LstmCell, Params};
 use crate::search::{beam_search, greedy, BeamConfig, Hypothesis};
 use tensor::{Rng, Tensor, Var};
 
@@ -29,14 +33,15 @@ use tensor::{Rng, Tensor, Var};
 pub struct Captioner {
     params: Params,
     cnn: CnnEncoder,
-    /// Word embeddings `[V, E]`.
-    emb: Var,
+    /// Word embeddings `emb.weight [V, E]`.
+    emb: Embedding,
     init_h: Linear,
     init_c: Linear,
     attention: AdditiveAttention,
     cell: LstmCell,
     out_proj: Linear,
-    dropout: f32,
+    /// Before the output projection.
+    dropout: Dropout,
     vocab: usize,
 }
 
@@ -54,7 +59,8 @@ struct State {
 pub struct Forward {
     /// `[B·T, V]`, rows in `tgt_out` order.
     pub logits: Var,
-    /// Attention weights `[B, T, S]`.
+    /// Attention weights `[B, T, S]`, on the tape only when the forward pass was asked to
+    /// differentiate them.
     pub weights: Var,
 }
 
@@ -81,7 +87,10 @@ impl Captioner {
             &mut rng,
         );
         let (e, h, d) = (m.embedding, m.hidden, cnn.feature_size());
-        let emb = params.normal("emb.weight", &[vocab, e], 1.0, &mut rng);
+        let invalid = |e: &dyn std::error::Error| CaptionError::Config(e.to_string());
+        let dropout = Dropout::new(m.dropout).map_err(|e| invalid(&e))?;
+        let emb = Embedding::new(&mut params, "emb", vocab, e, None, &mut rng)
+            .map_err(|e| invalid(&e))?;
         let init_h = Linear::new(&mut params, "init_h", d, h, true, &mut rng);
         let init_c = Linear::new(&mut params, "init_c", d, h, true, &mut rng);
         let attention =
@@ -97,7 +106,7 @@ impl Captioner {
             attention,
             cell,
             out_proj,
-            dropout: m.dropout,
+            dropout,
             vocab,
         })
     }
@@ -132,34 +141,70 @@ impl Captioner {
         }
     }
 
-    /// One decoder step: `y [B, E]` (embedded previous word) → logits `[B, V]`, weights `[B, S]`.
-    fn step(&self, st: &mut State, y: &Var, rng: Option<&mut Rng>) -> (Var, Var) {
-        let (z, alpha) = self
-            .attention
-            .step(&st.h, &st.keys, &st.feats, None)
-            .expect("shapes are fixed by the model");
+    /// One decoder step: `y [B, E]` (embedded previous word) → logits `[B, V]`, weights `[B, S]`
+    /// (on the tape only with `weights_on_tape`, through the plain attention path).
+    fn step(
+        &self,
+        st: &mut State,
+        y: &Var,
+        rng: Option<&mut Rng>,
+        weights_on_tape: bool,
+    ) -> (Var, Var) {
+        let (z, alpha) = if weights_on_tape {
+            let (z, alpha, _) = self
+                .attention
+                .step_plain(&st.h, &st.keys, &st.feats, None)
+                .expect("shapes are fixed by the model");
+            (z, alpha)
+        } else {
+            let att = self
+                .attention
+                .step(&st.h, &st.keys, &st.feats, None)
+                .expect("shapes are fixed by the model");
+            (att.context, Var::constant(att.weights))
+        }; // z [B, D], α [B, S]
         let (h, c) = self
             .cell
             .step(&Var::concat(&[y.clone(), z.clone()], -1), &st.h, &st.c);
         (st.h, st.c) = (h, c);
-        let mut out = Var::concat(&[st.h.clone(), z], -1); // [B, H + D]
-        if let Some(r) = rng {
-            out = out.dropout(self.dropout, r);
-        }
+        let out = Var::concat(&[st.h.clone(), z], -1); // [B, H + D]
+        let out = self.dropout.forward(&out, rng);
         (self.out_proj.forward(&out), alpha)
     }
 
-    /// Teacher-forced pass over `images [B, C, H, W]` and the batch's captions (`tgt_in`).
-    pub fn forward(&self, images: &Tensor, batch: &Batch, mut rng: Option<&mut Rng>) -> Forward {
+    /// Word embeddings of `ids` laid out as `shape` → `[shape..., E]`.
+    fn embed(&self, ids: &[u32], shape: &[usize]) -> Var {
+        self.emb
+            .forward(ids, shape)
+            .expect("caption ids come from the model's vocabulary")
+    }
+
+    /// Teacher-forced pass over `images [B, C, H, W]` and the batch's captions (`tgt_in`); the
+    /// attention weights come back as values.
+    pub fn forward(&self, images: &Tensor, batch: &Batch, rng: Option<&mut Rng>) -> Forward {
+        self.teacher_forced(images, batch, rng, false)
+    }
+
+    /// [`forward`](Captioner::forward), with the attention weights on the tape when
+    /// `weights_on_tape` (for a loss on them).
+    fn teacher_forced(
+        &self,
+        images: &Tensor,
+        batch: &Batch,
+        mut rng: Option<&mut Rng>,
+        weights_on_tape: bool,
+    ) -> Forward {
         let (b, t) = (batch.batch_size, batch.tgt_max);
         let mut st = self.start(images);
-        let y = self
-            .emb
-            .gather_rows(&batch.tgt_in)
-            .reshape(&[b, t, self.emb.dim(1)]);
+        let y = self.embed(&batch.tgt_in, &[b, t]); // [B, T, E]
         let (mut logits, mut weights) = (Vec::with_capacity(t), Vec::with_capacity(t));
         for step in 0..t {
-            let (l, a) = self.step(&mut st, &y.select(1, step), rng.as_deref_mut());
+            let (l, a) = self.step(
+                &mut st,
+                &y.select(1, step),
+                rng.as_deref_mut(),
+                weights_on_tape,
+            );
             logits.push(l.reshape(&[b, 1, self.vocab]));
             weights.push(a.reshape(&[b, 1, a.dim(1)]));
         }
@@ -178,7 +223,7 @@ impl Captioner {
         lambda: f32,
         rng: Option<&mut Rng>,
     ) -> (Var, f32) {
-        let f = self.forward(images, batch, rng);
+        let f = self.teacher_forced(images, batch, rng, lambda != 0.0);
         let ce = f
             .logits
             .cross_entropy(&batch.tgt_out, Some(crate::data::tokenizer::PAD), 0.0);
@@ -208,8 +253,8 @@ struct CaptionDecoding<'a> {
 
 impl Decoding for CaptionDecoding<'_> {
     fn step(&mut self, prev: &[u32]) -> StepOutput {
-        let y = self.model.emb.gather_rows(prev);
-        let (logits, alpha) = self.model.step(&mut self.state, &y, None);
+        let y = self.model.embed(prev, &[prev.len()]); // [rows, E]
+        let (logits, alpha) = self.model.step(&mut self.state, &y, None, false);
         StepOutput {
             logits: logits.to_tensor(),
             weights: Some(alpha.to_tensor()),

@@ -2,14 +2,15 @@
 //! Each test crate uses a subset of these helpers.
 #![allow(dead_code)]
 
+use attend::attention::StepAttention;
 use attend::nn::params::load_tensors;
 use std::collections::BTreeMap;
 use tensor::{Rng, Tensor, Var};
 
-/// Tensors of `tests/fixtures/torch/{name}.safetensors`.
+/// Tensors of `crates/attend/tests/fixtures/torch/{name}.safetensors` (found from either crate).
 pub fn fixture(name: &str) -> BTreeMap<String, Tensor> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch")
+        .join("../attend/tests/fixtures/torch")
         .join(format!("{name}.safetensors"));
     load_tensors(&path).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
@@ -167,4 +168,17 @@ pub fn flat_pair(a: &Var, b: &Var) -> Var {
         ],
         0,
     )
+}
+
+/// One attention step over the annotations `h` through the plain path (weights on the tape):
+/// `(context, weights)`.
+pub fn plain_step(
+    layer: &dyn StepAttention,
+    query: &Var,
+    h: &Var,
+    mask: Option<&Tensor>,
+) -> (Var, Var) {
+    let keys = layer.project_keys(h).unwrap();
+    let (context, weights, _) = layer.step_plain(query, &keys, h, mask).unwrap();
+    (context, weights)
 }
