@@ -19,7 +19,8 @@
 //! the same thing in six ops and seven intermediate tensors; this one makes one pass over the keys
 //! per row with vectorized `tanh`, and when no gradient is recorded (decoding) keeps nothing.
 
-use crate::kernels::math::{dot, exp, simd_fn, tanh};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{dot, exp, tanh};
 use crate::tensor::Tensor;
 use crate::var::{is_grad_enabled, Var};
 use rayon::prelude::*;

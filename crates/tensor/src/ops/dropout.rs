@@ -11,7 +11,7 @@
 //! 3–7 % of a Transformer training step).
 
 use crate::kernels::fill;
-use crate::kernels::math::simd_fn;
+use crate::kernels::isa::simd_fn;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::var::Var;

@@ -9,7 +9,8 @@
 //! (`simd_fn!`) with sums over 16 lanes. One row at a time with serial sums, layer norm was 3 % of
 //! a one-thread Transformer decode (64 rows × 256 per call: the sums' add latency bound it).
 
-use crate::kernels::math::{dot, simd_fn, sum};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{dot, sum};
 use crate::tensor::Tensor;
 use crate::threads::threads;
 use crate::var::Var;

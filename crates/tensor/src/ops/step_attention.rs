@@ -22,7 +22,8 @@
 //! The plain layer ops (`attention_weights`, `weighted_values` over split heads) are its oracle;
 //! at a decoding step they spent their time splitting heads and re-copying the growing cache.
 
-use crate::kernels::math::{dot, exp, simd_fn};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{dot, exp};
 use crate::threads::threads;
 use rayon::prelude::*;
 
