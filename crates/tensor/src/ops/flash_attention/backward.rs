@@ -170,6 +170,7 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                 br,
                 false,
                 tri_cols,
+                None,
             );
             let visible_from = vis.causal.then_some(k0 as isize - q0 as isize);
             exp_rows(isa, pt, br, scale, lse, visible_from, None);
@@ -194,7 +195,20 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
             };
             // dV_j [bc, d] += (M ∘ P)ᵀ · dO_i
             let p_rows = Strided::rows(kept, br);
-            product(isa, dv_j, d, p_rows, g_i, d, bc, br, d, true, tri_queries);
+            product(
+                isa,
+                dv_j,
+                d,
+                p_rows,
+                g_i,
+                d,
+                bc,
+                br,
+                d,
+                true,
+                tri_queries,
+                None,
+            );
             // dPᵀ [bc, br] = V_j · dO_iᵀ
             let v_rows = Strided::rows(v_j, d);
             product(
@@ -209,6 +223,7 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
                 br,
                 false,
                 tri_cols,
+                None,
             );
             // dSᵀ = ((M ∘ P)ᵀ ∘ dP̃ᵀ − Pᵀ ∘ D_i) · scale (zero where hidden: dP̃ᵀ was not computed
             // there); without dropout Pᵀ ∘ (dPᵀ − D_i) · scale
@@ -242,8 +257,23 @@ fn backward_head(h: &Head, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) {
             // dQ_i [br, d] += dS · K_j;  dK_j [bc, d] += dSᵀ · Q_i
             let dq_i = &mut dq[q0 * d..(q0 + br) * d];
             let (ds_cols, ds_rows) = (Strided::cols(dst, br), Strided::rows(dst, br));
-            product(isa, dq_i, d, ds_cols, k_j, d, br, bc, d, true, tri_keys);
-            product(isa, dk_j, d, ds_rows, q_i, d, bc, br, d, true, tri_queries);
+            product(
+                isa, dq_i, d, ds_cols, k_j, d, br, bc, d, true, tri_keys, None,
+            );
+            product(
+                isa,
+                dk_j,
+                d,
+                ds_rows,
+                q_i,
+                d,
+                bc,
+                br,
+                d,
+                true,
+                tri_queries,
+                None,
+            );
         }
     }
 }

@@ -79,7 +79,7 @@ pub(super) fn score_product(
         col_max.len() >= n,
         "flash_attention: column maxima out of bounds"
     );
-    let took_max = product_taking_max(
+    let took_max = product(
         isa,
         c,
         n,
@@ -109,27 +109,6 @@ pub(super) fn score_product(
     }
 }
 
-/// Block product `c[i·ldc + j] (+)= Σ_p a(i, p) · b[p·ldb + j]` for `i < m`, `p < k`, `j < n`, on
-/// the calling thread: the AVX-512 kernel ([`avx512::product`]) where the CPU has it, `gemm`
-/// elsewhere.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(super) fn product(
-    isa: Isa,
-    c: &mut [f32],
-    ldc: usize,
-    a: Strided,
-    b: &[f32],
-    ldb: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    accumulate: bool,
-    tri: Triangle,
-) {
-    product_taking_max(isa, c, ldc, a, b, ldb, m, k, n, accumulate, tri, None);
-}
-
 /// Column maxima that the AVX-512 block product takes from its register tiles as it stores them:
 /// `max[j]` for the product's columns; `(row0, col0)`: where the current tile starts.
 #[derive(Clone, Copy)]
@@ -141,11 +120,13 @@ pub(super) struct ColMax {
     pub(super) col0: usize,
 }
 
-/// [`product`], and with `col_max` (`max` valid for `n` floats) the column maxima as well where the
-/// AVX-512 kernel runs: returns whether it took them.
+/// Block product `c[i·ldc + j] (+)= Σ_p a(i, p) · b[p·ldb + j]` for `i < m`, `p < k`, `j < n`, on
+/// the calling thread: the AVX-512 kernel ([`avx512::product`]) where the CPU has it, `gemm`
+/// elsewhere. With `col_max` (`max` valid for `n` floats) the AVX-512 kernel takes the column
+/// maxima as well (see [`score_product`]): returns whether it took them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn product_taking_max(
+pub(super) fn product(
     isa: Isa,
     c: &mut [f32],
     ldc: usize,

@@ -198,6 +198,7 @@ fn forward_block(a: &BlockArgs, o_b: &mut [f32], lse_b: &mut [f32]) {
             d,
             k0 > 0,
             tri_keys,
+            None,
         );
     }
     for ((o, lse), (&m, &l)) in o_b
