@@ -29,8 +29,7 @@ pub(super) fn forward(q: &Tensor, k: &Tensor, v: &Tensor, setup: &Setup) -> (Ten
         scale.is_finite() && scale > 0.0,
         "flash_attention: scale must be finite and positive, got {scale}"
     );
-    let dims = dims(q, k);
-    let Dims { heads, t, s, d } = dims;
+    let Dims { heads, t, s, d } = dims(q, k);
     let n = heads * t * d;
     let mut out = Vec::with_capacity(n);
     let mut lse = vec![f32::INFINITY; heads * t];
