@@ -1,5 +1,6 @@
 //! Fused flash attention against the plain path built from engine ops (`softmax(mask(Q Kᵀ·s)) V`),
-//! forward + backward, at the translation shapes of `../shared/peers/sdpa_bench.py`.
+//! forward + backward, at the translation shapes `benches/vs-peers.sh` compares with PyTorch
+//! (`[B, H, T, d]` = 32×8×64×64 and 8×8×256×64).
 //!
 //! `cargo bench -p attend-tensor --bench attention` (side-by-side numbers against PyTorch come
 //! from `benches/vs-peers.sh` at the repository root).

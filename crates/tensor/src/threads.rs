@@ -37,8 +37,7 @@ pub fn threads() -> usize {
 /// Runs `f` on a thread of the kernels' pool (rayon's global pool, sized by [`threads`]), so that
 /// the kernels' parallel loops start from inside it. From outside, every parallel loop is handed to
 /// the pool and the caller sleeps until it is done: with one thread that is two context switches
-/// per loop and nothing gained (`perf`: ≈ 5 % of one-thread greedy decoding in the kernel's
-/// scheduler); inside, a one-thread pool runs the loops inline. Not for callers that block on
+/// per loop and nothing gained; inside, a one-thread pool runs the loops inline. Not for callers that block on
 /// other threads which themselves use the kernels (a server's accept loop): with one pool thread
 /// they would wait on each other.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {

@@ -2,7 +2,7 @@
 //! `y = f(x · W₁ᵀ + b₁) · W₂ᵀ + b₂` for `x [m, d]`, `W₁ [h, d]`, `b₁ [h]`, `W₂ [e, h]`, `b₂ [e]`,
 //! `f` element-wise.
 //!
-//! The few-rows products of [`super::gemm`] compute `cᵀ` and transpose it back to rows; chained,
+//! The few-rows products of [`super::few_rows`] compute `cᵀ` and transpose it back to rows; chained,
 //! the hidden layer would go `hᵀ → h` after the first product and `h → hᵀ` before the second
 //! (`h = 1024` against `d = 256` in a Transformer: most of a decoding step's transposes). Here it
 //! stays `hᵀ [h, m]`, which is the second product's left operand as it is:
@@ -17,9 +17,8 @@
 //! Each product's rows are split over the threads as in the few-rows path; `f` runs on a block
 //! right after its product, while it is in the cache.
 
-use super::gemm::{
-    columns_per_thread, fill_rows, parallelism, takes_few_rows_path, transposed_product,
-};
+use super::few_rows::{columns_per_thread, fill_rows, takes_few_rows_path, transposed_product};
+use super::gemm::parallelism;
 use super::transpose::transpose;
 use gemm::Parallelism;
 use rayon::prelude::*;

@@ -2,10 +2,9 @@
 //!
 //! A training step allocates a few buffers of millions of floats (the logits `[B·T, V]` start as the
 //! bias repeated; their gradient, the output projection's weight gradient and the embedding
-//! gradients start as zeros). Filled by the calling thread alone, these memory-bound writes were
-//! about half of the time the step spends outside parallel code (`perf`: `memset` 4 %, `memmove`
-//! 3.4 % of all samples, all on the main thread), which is what limits the second core's gain.
-//! Buffers below two chunks are filled by the calling thread.
+//! gradients start as zeros). These writes are memory-bound; filled by the calling thread alone,
+//! they would be serial time in a step that is otherwise parallel. Buffers below two chunks are
+//! filled by the calling thread.
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;

@@ -1,9 +1,8 @@
-//! Fast, vectorizable `exp`, `tanh` and `sigmoid` for f32, and `simd_fn!` to compile an element-wise
-//! loop for the widest instruction set the CPU has.
+//! Fast, vectorizable `exp`, `tanh` and `sigmoid` for f32, their in-place slice versions, and the
+//! lane-wise reductions (`dot`, `sum`, `max`, `argmax`, softmax denominators) built on them.
 //!
-//! libm's `expf`/`tanhf` are scalar calls with branches (a training profile of the GRU + attention
-//! model spent ~18% in `expm1f`/`tanhf`); these are branch-free polynomials that the compiler turns
-//! into SIMD code when called in a loop:
+//! libm's `expf`/`tanhf` are scalar calls with branches, which a loop cannot vectorize; these are
+//! branch-free polynomials that the compiler turns into SIMD code when called in a loop:
 //!
 //! - `exp(x)`: `x = n·ln2 + r`, `|r| ≤ ln2/2` (Cody–Waite split of ln2), `eʳ ≈ 1 + r + r²·P(r)` with
 //!   Cephes' degree-5 minimax `P`, times `2ⁿ` built in the exponent bits. Relative error ≤ ~2 ulp on
@@ -16,46 +15,7 @@
 //!
 //! NaN in gives NaN out. Tests compare against f64 over dense sweeps.
 
-/// Defines a `pub fn` whose body is compiled three times — for AVX-512, for AVX2 + FMA and for the
-/// baseline — and picks one at run time (`is_x86_feature_detected!` is a cached load). The body
-/// should be plain loops over slices calling the `#[inline(always)]` functions of this module, so
-/// that the compiler vectorizes it at each width.
-macro_rules! simd_fn {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$meta])*
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments)]
-            fn imp($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn v4($($arg: $ty),*) $(-> $ret)? {
-                    imp($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn v3($($arg: $ty),*) $(-> $ret)? {
-                    imp($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features `v4` is compiled for.
-                    return unsafe { v4($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has the features `v3` is compiled for.
-                    return unsafe { v3($($arg),*) };
-                }
-            }
-            imp($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_fn;
+use super::isa::simd_fn;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n·LN2_HI` is exact for |n| ≤ 2⁹ (Cody–Waite).
@@ -97,7 +57,7 @@ const EXP_FINITE_MAX: f32 = 88.0;
 /// `eˣ` for arguments that stay below 88 — a softmax's `x − max ≤ 0` —, equal to [`exp`] there
 /// (bit for bit); above 88 it returns `e⁸⁸` (finite) instead of overflowing. It leaves out `exp`'s
 /// two-factor `2ⁿ` for `n = 128`: fewer instructions per element (flash attention's portable
-/// path: 3 % of a causal forward on AVX2).
+/// path).
 #[inline(always)]
 pub fn exp_finite(x: f32) -> f32 {
     let xc = x.clamp(EXP_MIN, EXP_FINITE_MAX); // NaN stays NaN

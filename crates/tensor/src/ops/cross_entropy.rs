@@ -7,7 +7,8 @@
 //! Backward: `dz_i = (p_i − q_i) / n`, `q_i = (1 − ε)·onehot(y_i) + ε/V`; ignored rows get zero.
 
 use crate::kernels::fill;
-use crate::kernels::math::{exp, simd_fn};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::exp;
 use crate::ops::softmax::log_softmax_row;
 use crate::tensor::Tensor;
 use crate::var::Var;

@@ -7,11 +7,10 @@
 //! `u_i ≥ p` with `u_i` the top 24 bits of SplitMix64's output for state `key + (i + 1)·γ`
 //! (γ = 2⁶⁴/φ; Steele, Lea & Flood 2014, the generator `rand`'s `SplitMix64` implements) over 2²⁴.
 //! A draw depends only on `(key, i)`, so the mask is made in chunks over the threads, vectorized,
-//! and comes out the same at every thread count (one ChaCha draw per element, serial, had been
-//! 3–7 % of a Transformer training step).
+//! and comes out the same at every thread count.
 
 use crate::kernels::fill;
-use crate::kernels::math::simd_fn;
+use crate::kernels::isa::simd_fn;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::var::Var;

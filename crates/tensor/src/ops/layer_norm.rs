@@ -6,10 +6,11 @@
 //!
 //! Rows are independent: both passes run over blocks of rows on the threads (the backward's `dγ`,
 //! `dβ` summed per block, then over blocks), each row a loop compiled for the widest instruction set
-//! (`simd_fn!`) with sums over 16 lanes. One row at a time with serial sums, layer norm was 3 % of
-//! a one-thread Transformer decode (64 rows × 256 per call: the sums' add latency bound it).
+//! (`simd_fn!`) with sums over 16 lanes, so that a row's sums are not bound by the latency of one
+//! serial chain of additions.
 
-use crate::kernels::math::{dot, simd_fn, sum};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{dot, sum};
 use crate::tensor::Tensor;
 use crate::threads::threads;
 use crate::var::Var;

@@ -24,7 +24,8 @@
 //!   dc'·i(1−g²), dh·tanh c'·o(1−o)]` = `dxp` = `dgh`; `dc_prev = dc'·f`, `dh_prev = dgh·W_hh`;
 //! - both: `dW_hh += dghᵀ·h_prev`, `db_hh += Σ_b dgh`; padded rows pass `dh`, `dc` through.
 
-use crate::kernels::math::{sigmoid, simd_fn, tanh};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{sigmoid, tanh};
 use crate::kernels::{fill, gemm};
 use crate::tensor::Tensor;
 use crate::var::Var;

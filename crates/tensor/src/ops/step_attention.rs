@@ -20,9 +20,10 @@
 //! key gets zero weights and a zero output, as the plain path's fully masked rows.
 //!
 //! The plain layer ops (`attention_weights`, `weighted_values` over split heads) are its oracle;
-//! at a decoding step they spent their time splitting heads and re-copying the growing cache.
+//! they split the heads and copy the growing cache at every step, which this op never does.
 
-use crate::kernels::math::{dot, exp, simd_fn};
+use crate::kernels::isa::simd_fn;
+use crate::kernels::math::{dot, exp};
 use crate::threads::threads;
 use rayon::prelude::*;
 

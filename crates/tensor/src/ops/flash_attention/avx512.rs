@@ -2,17 +2,16 @@
 //!
 //! - [`product`]: register-tiled block product: `MR` rows × up to 4 vectors of 16 columns of `c`
 //!   are accumulated in 24 registers while `p` runs over `k`, one broadcast of `a(i, p)` and one
-//!   row of `b` per step — no packing, which is what small blocks need (`gemm` spends a third of
-//!   its time packing 64 × 64 operands).
+//!   row of `b` per step — no packing, which blocks of at most 256 × 64 do not repay.
 //! - [`exp_rows`]: the probabilities of a transposed score block, in registers.
 
-use super::{ColMax, Triangle};
+use super::block::{ColMax, Triangle};
 use std::arch::x86_64::*;
 
 /// Rows of `c` per register tile.
 const MR: usize = 6;
 
-/// Pointers and strides of one product (see [`super::product`]).
+/// Pointers and strides of one product (see [`super::block::product`]).
 #[derive(Clone, Copy)]
 pub(super) struct Product {
     pub c: *mut f32,
@@ -24,7 +23,7 @@ pub(super) struct Product {
     pub ldb: usize,
     pub k: usize,
     pub accumulate: bool,
-    /// Column maxima to update from the stored tiles (see [`super::score_product`]).
+    /// Column maxima to update from the stored tiles (see [`super::block::score_product`]).
     pub col_max: Option<ColMax>,
 }
 
@@ -88,7 +87,7 @@ const EXP2_POLY: [f32; 7] = [
     0.000_153_458,
 ];
 
-/// The probabilities of one transposed score block (see [`super::exp_rows`]).
+/// The probabilities of one transposed score block (see [`super::block::exp_rows`]).
 #[derive(Clone, Copy)]
 pub(super) struct ExpRows {
     pub st: *mut f32,
