@@ -47,7 +47,7 @@ pub struct TrainerState<S> {
     pub bad_validations: usize,
     /// Current learning rate (the plateau schedule changes it).
     pub lr: f32,
-    /// Training seconds so far (all sessions).
+    /// Training seconds so far, over the first run and every resume.
     pub train_seconds: f64,
     /// (step, mean training loss) ten times per validation interval, for the training curves.
     pub loss_history: Vec<(usize, f32)>,

@@ -11,7 +11,7 @@
 //!
 //! Dropout draws from `rng_s`, a generator seeded by `train.seed` and the step, and the batch of
 //! a step is a function of (seed, epoch, batch), so a run resumed from a checkpoint continues
-//! bit-identically. `train.max_minutes` counts the seconds of all sessions of a run. Test
+//! bit-identically. `train.max_minutes` counts the first run and every resume together. Test
 //! evaluation, pictures and summaries are the task's, after the loop.
 
 use super::checkpoint::{load_checkpoint, save_checkpoint, TrainerState};
@@ -65,7 +65,7 @@ pub struct Interval {
     pub lr: f32,
     /// Batch items ([`Task::size`]) per second over the interval.
     pub rate: f64,
-    /// Training seconds so far, all sessions.
+    /// Training seconds so far, over the first run and every resume.
     pub elapsed_s: f64,
     /// Whether the validation's score is the best so far.
     pub improved: bool,
