@@ -2,7 +2,7 @@
 //! Transformer. This file is the translation [`Task`] of the shared loop ([`train_loop`]):
 //! batches from the length-bucketing batcher, label-smoothed cross-entropy as the loss, and at
 //! each validation the dev loss per token and greedy dev BLEU (the score). After the loop,
-//! [`evaluate`](super::evaluate::evaluate) scores the best checkpoint on the test set.
+//! [`evaluate`] scores the best checkpoint on the test set.
 
 use super::checkpoint::open_run;
 use super::data::{load_corpora, Corpora};
