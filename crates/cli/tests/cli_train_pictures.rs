@@ -42,14 +42,14 @@ fn a_run_ends_with_curves_heat_map_samples_and_alignment() {
         stdout.contains(&format!("attention  {}", heat.display())),
         "{stdout}"
     );
-    let state = read_state(&run).unwrap();
+    let state = read_state::<f64>(&run).unwrap();
     // valid_every = 2: a loss point every step, a BLEU point at steps 2, 4, 6
     assert_eq!(
         state.loss_history.iter().map(|p| p.0).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5, 6]
     );
     assert_eq!(
-        state.bleu_history.iter().map(|p| p.0).collect::<Vec<_>>(),
+        state.score_history.iter().map(|p| p.0).collect::<Vec<_>>(),
         [2, 4, 6]
     );
     // Each validation's train_loss in log.jsonl is the mean of the curve's points since the last.
@@ -62,9 +62,9 @@ fn a_run_ends_with_curves_heat_map_samples_and_alignment() {
             (logged - (a + b) / 2.0).abs() < 1e-5,
             "{logged} vs mean of {a}, {b}"
         );
-        assert_eq!(v["dev_bleu"].as_f64().unwrap(), state.bleu_history[k].1);
+        assert_eq!(v["dev_bleu"].as_f64().unwrap(), state.score_history[k].1);
     }
-    let expected = training_curves("", &state.loss_history, &state.bleu_history).unwrap();
+    let expected = training_curves("", &state.loss_history, &state.score_history).unwrap();
     assert_eq!(png_size(&curves), expected.size().unwrap());
 
     // Five samples, the first five test pairs, with the translations in test.hyp.txt.

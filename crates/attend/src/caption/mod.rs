@@ -13,7 +13,8 @@
 //! | [`images`] | PNG decoding, resizing, and a TSV reader of real image + caption sets |
 //! | [`cnn`] | the convolutional encoder that turns an image into a grid of feature vectors |
 //! | [`captioner`] | the model, and [`ImageRows`], its adapter to the shared search |
-//! | [`trainer`] | `attend train` for `model.kind = "captioner"`: loop, checkpoints, test metrics |
+//! | [`trainer`] | `attend train` for `model.kind = "captioner"`: the captioning task of the shared loop |
+//! | [`evaluate`] | after training: test captions, exact accuracy, BLEU, where the attention looks |
 //! | [`overlay`] | the picture: the image with each word's attention weights laid over it |
 //!
 //! The caption settings live in the config's `[caption]` section ([`CaptionConfig`]); the decoder
@@ -22,6 +23,7 @@
 pub mod captioner;
 pub mod cnn;
 pub mod digits;
+pub mod evaluate;
 pub mod images;
 pub mod overlay;
 pub mod trainer;
