@@ -47,11 +47,11 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn options(out: &Path, resume: bool) -> TrainOptions {
+fn options(out: &Path, resume: bool) -> TrainOptions<'static> {
     TrainOptions {
         out: out.to_path_buf(),
         resume,
-        quiet: true,
+        progress: &attend::train::progress::Quiet,
     }
 }
 

@@ -27,7 +27,7 @@ fn run(config: &Config, out: &Path, resume: bool) -> attend::train::trainer::Sum
         &TrainOptions {
             out: out.to_path_buf(),
             resume,
-            quiet: true,
+            progress: &attend::train::progress::Quiet,
         },
     )
     .expect("training runs")
@@ -81,7 +81,7 @@ fn resumed_run_equals_uninterrupted_run() {
         &TrainOptions {
             out: parts.clone(),
             resume: true,
-            quiet: true
+            progress: &attend::train::progress::Quiet
         }
     )
     .is_err());
@@ -98,7 +98,7 @@ fn resumed_run_equals_uninterrupted_run() {
         &TrainOptions {
             out: whole.clone(),
             resume: false,
-            quiet: true
+            progress: &attend::train::progress::Quiet
         }
     )
     .is_err());

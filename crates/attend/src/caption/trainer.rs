@@ -82,11 +82,7 @@ pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
 /// Trains the captioner a config describes into `opts.out` and evaluates it on the test images.
 pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSummary> {
     let dir = &opts.out;
-    let say = |m: &str| {
-        if !opts.quiet {
-            eprintln!("{m}");
-        }
-    };
+    let say = |m: &str| opts.progress.say(m);
     config.caption.validate()?;
     open_run(dir, config, opts.resume)?;
     if opts.resume {

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
 pub mod optimizer;
+pub mod progress;
 pub mod run_loop;
 pub mod schedule;
 pub mod trainer;

@@ -16,11 +16,11 @@
 
 use super::checkpoint::{load_checkpoint, save_checkpoint, TrainerState};
 use super::optimizer::{clip_grad_norm, Adam, AdamConfig};
+use super::progress::Progress;
 use super::schedule::Schedule;
 use crate::config::Config;
 use crate::nn::params::Params;
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::Write;
@@ -28,12 +28,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tensor::{Rng, Var};
 
-/// Options from the command line.
-pub struct TrainOptions {
+/// Where a run goes and how it reports.
+pub struct TrainOptions<'a> {
+    /// The run directory.
     pub out: PathBuf,
+    /// Continue the interrupted run in `out`.
     pub resume: bool,
-    /// Print progress (a bar on a terminal, lines otherwise).
-    pub quiet: bool,
+    /// Receives the run's lines and steps ([`super::progress::Quiet`] for none).
+    pub progress: &'a dyn Progress,
 }
 
 /// A dev score: the larger the better; it picks `best.safetensors` and drives early stopping.
@@ -132,15 +134,13 @@ pub fn train_loop<T: Task>(
                 if state.stopped_early { " (early stopping)" } else { "" }
             );
         }
-        if !opts.quiet {
-            let best = state.best_score.map(|s| task.show_score(s));
-            eprintln!(
-                "resumed at step {} (epoch {}, best dev {})",
-                state.step,
-                state.epoch,
-                best.unwrap_or_default()
-            );
-        }
+        let best = state.best_score.map(|s| task.show_score(s));
+        opts.progress.say(&format!(
+            "resumed at step {} (epoch {}, best dev {})",
+            state.step,
+            state.epoch,
+            best.unwrap_or_default()
+        ));
     }
     let mut log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -149,8 +149,8 @@ pub fn train_loop<T: Task>(
 
     let started = Instant::now();
     let seconds_before = state.train_seconds;
-    let bar = progress_bar(t.max_steps, opts.quiet);
-    bar.set_position(state.step as u64);
+    let progress = opts.progress;
+    progress.start(state.step, t.max_steps);
     let (mut loss_sum, mut loss_n, mut items) = (0.0f64, 0usize, 0usize);
     // The loss curve gets a point ten times per validation interval (and at every validation).
     let curve_every = (t.valid_every / 10).max(1);
@@ -186,13 +186,15 @@ pub fn train_loop<T: Task>(
         loss_n += 1;
         items += task.size(batch);
         let rate = items as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
-        bar.set_position(state.step as u64);
-        bar.set_message(format!(
-            "loss {:.3} · {:.0} {}/s",
-            loss_sum / loss_n as f64,
-            rate,
-            T::UNIT
-        ));
+        progress.advance(
+            state.step,
+            &format!(
+                "loss {:.3} · {:.0} {}/s",
+                loss_sum / loss_n as f64,
+                rate,
+                T::UNIT
+            ),
+        );
 
         let out_of_time = t.max_minutes > 0.0
             && started.elapsed().as_secs_f64() + seconds_before > t.max_minutes * 60.0;
@@ -228,18 +230,14 @@ pub fn train_loop<T: Task>(
                 improved,
             };
             writeln!(log_file, "{}", task.log_line(&dev, &at)?)?;
-            say_line(&bar, opts.quiet, task.progress_line(&dev, &at));
+            progress.say(&task.progress_line(&dev, &at));
             let patience_out = t.patience > 0 && state.bad_validations >= t.patience;
             if patience_out {
-                say_line(
-                    &bar,
-                    opts.quiet,
-                    format!(
-                        "early stopping: no better dev {} in {} validations",
-                        T::SCORE,
-                        t.patience
-                    ),
-                );
+                progress.say(&format!(
+                    "early stopping: no better dev {} in {} validations",
+                    T::SCORE,
+                    t.patience
+                ));
             }
             state.stopped_early = patience_out;
             state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -251,30 +249,6 @@ pub fn train_loop<T: Task>(
             break;
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     Ok(state)
-}
-
-/// Prints a line above the progress bar (or plainly when stderr is not a terminal).
-fn say_line(bar: &ProgressBar, quiet: bool, line: String) {
-    if quiet {
-        return;
-    }
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps · {msg} · ETA {eta}")
-            .expect("valid template"),
-    );
-    bar
 }

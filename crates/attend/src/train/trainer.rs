@@ -111,11 +111,7 @@ pub fn prepare(
 /// Trains the model a config describes into `opts.out` and evaluates it on the test set.
 pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
     let dir = &opts.out;
-    let mut say = |m: &str| {
-        if !opts.quiet {
-            eprintln!("{m}");
-        }
-    };
+    let mut say = |m: &str| opts.progress.say(m);
     open_run(dir, config, opts.resume)?;
     if opts.resume {
         say(&format!("resuming {} from {}", config.name, dir.display()));

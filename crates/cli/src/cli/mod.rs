@@ -7,6 +7,7 @@ mod bench;
 mod caption;
 mod explain;
 mod import_torch;
+mod progress;
 mod report;
 mod score;
 mod serve;

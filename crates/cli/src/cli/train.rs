@@ -1,8 +1,10 @@
 //! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
 
+use super::progress::Bar;
 use crate::caption::{train_captioner, CaptionSummary};
 use crate::config::{Config, ModelKind};
 use crate::show::alignment::alignment_text;
+use crate::train::progress::Quiet;
 use crate::train::trainer::{train, Summary, TrainOptions};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -35,10 +37,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+    let bar = Bar::new();
     let opts = TrainOptions {
         out: out.clone(),
         resume: a.resume,
-        quiet: a.quiet,
+        progress: if a.quiet { &Quiet } else { &bar },
     };
     if cfg.model.kind() == ModelKind::Captioner {
         let s = train_captioner(&cfg, &opts)?;

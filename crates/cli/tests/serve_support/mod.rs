@@ -56,7 +56,7 @@ pub fn tiny_model() -> &'static Path {
         let opts = TrainOptions {
             out: dir.clone(),
             resume: false,
-            quiet: true,
+            progress: &attend::train::progress::Quiet,
         };
         train(&config, &opts).expect("the tiny model trains");
         dir
@@ -89,7 +89,7 @@ pub fn tiny_transformer() -> &'static Path {
         let opts = TrainOptions {
             out: dir.clone(),
             resume: false,
-            quiet: true,
+            progress: &attend::train::progress::Quiet,
         };
         train(&config, &opts).expect("the tiny Transformer trains");
         dir
