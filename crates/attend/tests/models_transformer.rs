@@ -7,7 +7,7 @@ mod attention_support;
 use attend::config::Config;
 use attend::data::batcher::Batch;
 use attend::data::tokenizer::{BOS, EOS};
-use attend::models::transformer::layers::{Activation, NormPlacement};
+use attend::models::transformer::{Activation, NormPlacement};
 use attend::models::transformer::{PositionKind, Transformer, TransformerSpec};
 use attend::models::{Decoding, Seq2Seq, StepOutput};
 use attend::nn::Params;
