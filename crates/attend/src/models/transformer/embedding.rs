@@ -12,7 +12,7 @@
 //! [`position`](crate::attention::position)).
 
 use super::{PositionKind, TransformerError, TransformerSpec};
-use crate::attention::{AttentionError, LearnedPositions, Positions, SinusoidalPositions};
+use crate::attention::{LearnedPositions, Positions, SinusoidalPositions};
 use crate::nn::{Dropout, Embedding, Params};
 use tensor::{Rng, Var};
 
@@ -76,14 +76,8 @@ impl InputEmbedding {
         start: usize,
         rng: Option<&mut Rng>,
     ) -> Result<Var, TransformerError> {
-        let pe = self.positions.encoding(start, len).map_err(|e| match e {
-            AttentionError::TooLong { needed, max_len } => TransformerError::TooLong {
-                what,
-                needed,
-                max_positions: max_len,
-            },
-            other => other.into(),
-        })?; // [L, d]
+        self.check_fits(what, start + len)?;
+        let pe = self.positions.encoding(start, len)?; // [L, d]
         let mut x = table
             .forward(ids, &[b, len])
             .map_err(|source| TransformerError::Ids { what, source })?; // [B, L, d]
@@ -91,5 +85,19 @@ impl InputEmbedding {
             x = x.scale(scale);
         }
         Ok(self.dropout.forward(&x.add(&pe), rng))
+    }
+
+    /// A sequence of `needed` positions (`0..needed`) fits the positional table, or an error naming
+    /// both lengths.
+    pub fn check_fits(&self, what: &'static str, needed: usize) -> Result<(), TransformerError> {
+        let max_positions = self.positions.max_len();
+        if needed > max_positions {
+            return Err(TransformerError::TooLong {
+                what,
+                needed,
+                max_positions,
+            });
+        }
+        Ok(())
     }
 }

@@ -197,6 +197,13 @@ impl Transformer {
         &self.spec
     }
 
+    /// A source of `len` tokens fits the positional table (`max_positions`), or
+    /// [`TransformerError::TooLong`] naming both lengths. A decode emits at most `max_positions`
+    /// tokens (step `t` reads position `t`).
+    pub fn check_source_len(&self, len: usize) -> Result<(), TransformerError> {
+        self.embedding.check_fits("source", len)
+    }
+
     /// Encodes `src [B, src_max]` (padded, real lengths `src_len`). `rng`: `Some` while training.
     /// `want_weights`: return every self-attention weight (plain path); `false` takes the fused
     /// kernel.
