@@ -588,18 +588,9 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
             let rng = rng.as_mut();
             let (q, m) = (param(q0.clone()), param(m0.clone()));
             let (memory, mask) = if cross {
-                let key_lengths = Some(lens.as_slice());
-                let padding = Mask {
-                    key_lengths,
-                    causal: false,
-                };
-                (Some(&m), padding)
+                (Some(&m), Mask::padding(&lens))
             } else {
-                let causal = Mask {
-                    key_lengths: None,
-                    causal: true,
-                };
-                (None, causal)
+                (None, Mask::CAUSAL)
             };
             // Without weights the flash kernel runs, with them the plain ops.
             let (out, weights) = l.forward(&q, memory, mask, !fused, rng).unwrap();

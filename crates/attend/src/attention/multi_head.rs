@@ -60,6 +60,22 @@ pub struct Mask<'a> {
     pub causal: bool,
 }
 
+impl<'a> Mask<'a> {
+    /// Query `i` sees keys `j ≤ i` (a decoder's self-attention).
+    pub const CAUSAL: Mask<'static> = Mask {
+        key_lengths: None,
+        causal: true,
+    };
+
+    /// Batch row `b` sees keys `j < lengths[b]` (padding after them).
+    pub fn padding(lengths: &'a [usize]) -> Mask<'a> {
+        Mask {
+            key_lengths: Some(lengths),
+            causal: false,
+        }
+    }
+}
+
 /// Projected queries, keys and values split into heads: `q [B, H, T, d_h]`, `k, v [B, H, S, d_h]`.
 struct Heads {
     q: Var,

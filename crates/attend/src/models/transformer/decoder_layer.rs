@@ -79,14 +79,7 @@ impl DecoderLayer {
         want_weights: bool,
         rng: &mut Option<&mut Rng>,
     ) -> Result<DecoderOutput, AttentionError> {
-        let causal = Mask {
-            key_lengths: None,
-            causal: true,
-        };
-        let padding = Mask {
-            key_lengths: Some(src_len),
-            causal: false,
-        };
+        let (causal, padding) = (Mask::CAUSAL, Mask::padding(src_len));
         let h = self.self_residual.input(x); // [B, T, d]
         let (y, self_weights) =
             self.self_attn

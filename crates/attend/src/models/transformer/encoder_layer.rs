@@ -54,10 +54,7 @@ impl EncoderLayer {
         want_weights: bool,
         rng: &mut Option<&mut Rng>,
     ) -> Result<(Var, Option<Var>), AttentionError> {
-        let padding = Mask {
-            key_lengths: Some(src_len),
-            causal: false,
-        };
+        let padding = Mask::padding(src_len);
         let h = self.attn_residual.input(x); // [B, S, d]
         let (y, weights) =
             self.self_attn

@@ -156,20 +156,18 @@ impl Transformer {
         let mut params = Params::new();
         let embedding = InputEmbedding::new(&mut params, &spec, &mut rng)?;
         let ls = spec.layer_spec()?;
-        let encoder = (0..spec.encoder_layers)
-            .map(|l| {
-                let prefix = format!("transformer.encoder.layers.{l}");
-                EncoderLayer::new(&mut params, &prefix, &ls, &mut rng)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoder = stack(
+            spec.encoder_layers,
+            "transformer.encoder.layers",
+            |prefix| EncoderLayer::new(&mut params, prefix, &ls, &mut rng),
+        )?;
         let encoder_norm =
             LayerNorm::new(&mut params, "transformer.encoder.norm", d, LAYER_NORM_EPS);
-        let decoder = (0..spec.decoder_layers)
-            .map(|l| {
-                let prefix = format!("transformer.decoder.layers.{l}");
-                DecoderLayer::new(&mut params, &prefix, &ls, &mut rng)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let decoder = stack(
+            spec.decoder_layers,
+            "transformer.decoder.layers",
+            |prefix| DecoderLayer::new(&mut params, prefix, &ls, &mut rng),
+        )?;
         let decoder_norm =
             LayerNorm::new(&mut params, "transformer.decoder.norm", d, LAYER_NORM_EPS);
         let out_proj = if spec.tie_output {
@@ -290,6 +288,15 @@ impl Transformer {
             })
         })
     }
+}
+
+/// `n` layers built by `layer` under the names `{prefix}.0`, `{prefix}.1`, … (in that order).
+fn stack<L>(
+    n: usize,
+    prefix: &str,
+    mut layer: impl FnMut(&str) -> Result<L, AttentionError>,
+) -> Result<Vec<L>, AttentionError> {
+    (0..n).map(|l| layer(&format!("{prefix}.{l}"))).collect()
 }
 
 impl Seq2Seq for Transformer {
