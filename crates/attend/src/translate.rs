@@ -2,14 +2,26 @@
 
 use crate::config::Config;
 use crate::data::tokenizer::Vocabs;
+use crate::models::transformer::TransformerError;
 use crate::models::Seq2Seq;
 use crate::search::{beam_search_with_limits, greedy_with_limits, BeamConfig, Hypothesis};
 
 /// Sentences decoded together in one batch.
 const BATCH: usize = 64;
 
+/// Sources the model can read: a Transformer's positional table bounds their length (the error
+/// names the length and the table size); an RNN reads any length.
+pub fn check_sources(model: &dyn Seq2Seq, sources: &[Vec<u32>]) -> Result<(), TransformerError> {
+    match model.as_transformer() {
+        Some(t) => sources.iter().try_for_each(|s| t.check_source_len(s.len())),
+        None => Ok(()),
+    }
+}
+
 /// Decodes id sequences with greedy search (`beam == 1`) or beam search; one best hypothesis per
-/// input, in input order. Empty inputs give empty hypotheses.
+/// input, in input order. Empty inputs give empty hypotheses. Sources must pass
+/// [`check_sources`]; a Transformer's output stops at its positional table (`max_positions`
+/// tokens) where the configured limit is longer.
 pub fn translate_ids(
     model: &dyn Seq2Seq,
     sources: &[Vec<u32>],
@@ -20,6 +32,9 @@ pub fn translate_ids(
     let mut order: Vec<usize> = (0..sources.len()).collect();
     order.sort_by_key(|&i| sources[i].len());
     let mut out: Vec<Option<Hypothesis>> = vec![None; sources.len()];
+    let positions = model
+        .as_transformer()
+        .map_or(usize::MAX, |t| t.spec().max_positions);
     for chunk in order.chunks(BATCH) {
         let live: Vec<usize> = chunk
             .iter()
@@ -39,7 +54,10 @@ pub fn translate_ids(
             src[r * src_max..r * src_max + sources[i].len()].copy_from_slice(&sources[i]);
         }
         // Each sentence's own output limit (not the longest batch-mate's).
-        let max_len: Vec<usize> = src_len.iter().map(|&l| config.max_output_len(l)).collect();
+        let max_len: Vec<usize> = src_len
+            .iter()
+            .map(|&l| config.max_output_len(l).min(positions))
+            .collect();
         let hyps = if beam <= 1 {
             greedy_with_limits(model, &src, &src_len, src_max, &max_len)
         } else {

@@ -4,7 +4,7 @@
 mod attention_support;
 
 use attend::attention::mask::{causal_mask, padding_mask};
-use attend::attention::{AttentionError, KvCache, MultiHeadAttention};
+use attend::attention::{AttentionError, KvCache, Mask, MultiHeadAttention};
 use attend::nn::{Linear, Params};
 use attention_support::*;
 use tensor::gradcheck::check_gradients;
@@ -22,6 +22,38 @@ fn layer(p: &[Var], heads: usize) -> MultiHeadAttention {
         heads,
         dropout: 0.0,
     }
+}
+
+/// The plain path of [`MultiHeadAttention::forward`] (weights returned): `query` over `memory`
+/// (`None`: over itself), batch row `b` seeing keys `j < key_lengths[b]`, causal or not.
+fn plain(
+    l: &MultiHeadAttention,
+    query: &Var,
+    memory: Option<&Var>,
+    key_lengths: Option<&[usize]>,
+    causal: bool,
+    rng: Option<&mut Rng>,
+) -> Result<(Var, Var), AttentionError> {
+    let mask = Mask {
+        key_lengths,
+        causal,
+    };
+    let (out, weights) = l.forward(query, memory, mask, true, rng)?;
+    Ok((out, weights.expect("weights were asked for")))
+}
+
+/// The key lengths of a key padding mask `[B, S]` (1 = pad) that pads the end of every row.
+fn lengths_of(pad: &Tensor) -> Vec<usize> {
+    let lengths: Vec<usize> = pad
+        .rows()
+        .map(|row| row.iter().filter(|&&x| x == 0.0).count())
+        .collect();
+    assert_eq!(
+        *pad,
+        padding_mask(&lengths, pad.dim(1)).unwrap(),
+        "padding at the end"
+    );
+    lengths
 }
 
 const PARAMS: [&str; 4] = [
@@ -72,7 +104,15 @@ fn equals_pytorch_multihead_attention_cross_and_self() {
             let xs: Vec<Var> = inputs.iter().map(|n| param(t(n))).collect();
             let (out, w) = if case == "cross" {
                 let pad = t("key_padding_mask");
-                l.forward(&xs[0], &xs[1], Some(&pad), None, None).unwrap()
+                plain(
+                    &l,
+                    &xs[0],
+                    Some(&xs[1]),
+                    Some(&lengths_of(&pad)),
+                    false,
+                    None,
+                )
+                .unwrap()
             } else {
                 let causal = t("attn_mask");
                 assert_eq!(
@@ -80,8 +120,7 @@ fn equals_pytorch_multihead_attention_cross_and_self() {
                     causal_mask(5),
                     "the fixture's mask is the causal mask"
                 );
-                l.forward(&xs[0], &xs[0], None, Some(&causal), None)
-                    .unwrap()
+                plain(&l, &xs[0], None, None, true, None).unwrap()
             };
             assert_tensors_close(&out.to_tensor(), &t("attn_output"), 1e-5, "output");
             let wt = w.to_tensor();
@@ -190,17 +229,16 @@ fn matches_a_float64_reference_on_random_shapes() {
         } else {
             Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng)
         };
-        let (pad, lengths) = random_padding(b, s, &mut rng);
-        let causal = is_self.then(|| causal_mask(t));
-        let (out, w) = l
-            .forward(
-                &Var::constant(query.clone()),
-                &Var::constant(memory.clone()),
-                Some(&pad),
-                causal.as_ref(),
-                None,
-            )
-            .unwrap();
+        let (_, lengths) = random_padding(b, s, &mut rng);
+        let (out, w) = plain(
+            &l,
+            &Var::constant(query.clone()),
+            Some(&Var::constant(memory.clone())),
+            Some(&lengths),
+            is_self,
+            None,
+        )
+        .unwrap();
         assert_eq!(out.shape(), [b, t, d]);
         assert_eq!(w.shape(), [b, heads, t, s]);
         let (ro, rw) = reference(&l, &query, &memory, |bi, i, j| {
@@ -224,14 +262,18 @@ fn gradient_check_of_self_and_cross_attention() {
     ];
     let x = Tensor::randn(&[2, 3, d], 0.0, 1.0, &mut rng);
     let mem = Tensor::randn(&[2, 4, d], 0.0, 1.0, &mut rng);
-    let self_pad = padding_mask(&[3, 2], 3).unwrap();
-    let causal = causal_mask(3);
     let inputs = [params.clone(), vec![x.clone()]].concat();
     let r = check_gradients(
         |v| {
-            let (o, w) = layer(&v[..4], heads)
-                .forward(&v[4], &v[4], Some(&self_pad), Some(&causal), None)
-                .unwrap();
+            let (o, w) = plain(
+                &layer(&v[..4], heads),
+                &v[4],
+                None,
+                Some(&[3, 2]),
+                true,
+                None,
+            )
+            .unwrap();
             flat_pair(&o, &w)
         },
         &inputs,
@@ -239,13 +281,11 @@ fn gradient_check_of_self_and_cross_attention() {
         8,
     );
     assert!(r.max_rel_error < 1e-2, "self: {r:?}");
-    let mem_pad = padding_mask(&[2, 4], 4).unwrap();
     let inputs = [params, vec![x, mem]].concat();
     let r = check_gradients(
         |v| {
-            let (o, w) = layer(&v[..4], heads)
-                .forward(&v[4], &v[5], Some(&mem_pad), None, None)
-                .unwrap();
+            let l = layer(&v[..4], heads);
+            let (o, w) = plain(&l, &v[4], Some(&v[5]), Some(&[2, 4]), false, None).unwrap();
             flat_pair(&o, &w)
         },
         &inputs,
@@ -262,9 +302,7 @@ fn cached_incremental_decoding_equals_the_full_causal_forward() {
     let (b, len, d, heads) = (3, 37, 8, 2);
     let l = random_layer(d, heads, &mut rng);
     let x = Var::constant(Tensor::randn(&[b, len, d], 0.0, 1.0, &mut rng));
-    let (full, full_w) = l
-        .forward(&x, &x, None, Some(&causal_mask(len)), None)
-        .unwrap();
+    let (full, full_w) = plain(&l, &x, None, None, true, None).unwrap();
     let full_w = full_w.to_tensor();
     // One position at a time.
     let mut cache = KvCache::new();
@@ -309,15 +347,20 @@ fn memory_projected_once_gives_the_full_cross_attention() {
     let q = Var::constant(Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng));
     let mem = Var::constant(Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng));
     let pad = padding_mask(&[6, 4], s).unwrap();
-    let (full, full_w) = l.forward(&q, &mem, Some(&pad), None, None).unwrap();
-    let kv = l.project_memory(&mem).unwrap();
-    assert_eq!(kv.k.shape(), [b, heads, s, d / heads]);
+    let lengths = [6, 4];
+    let (full, full_w) = plain(&l, &q, Some(&mem), Some(&lengths), false, None).unwrap();
     let mut outs = Vec::new();
     let mut ws = Vec::new();
     for i in 0..t {
-        let (o, w) = l
-            .attend(&q.narrow(1, i, 1), &kv, Some(&pad), None, None)
-            .unwrap();
+        let (o, w) = plain(
+            &l,
+            &q.narrow(1, i, 1),
+            Some(&mem),
+            Some(&lengths),
+            false,
+            None,
+        )
+        .unwrap();
         outs.push(o);
         ws.push(w);
     }
@@ -328,6 +371,7 @@ fn memory_projected_once_gives_the_full_cross_attention() {
     // The decoding-step path (memory kept as [B, S, 2d], the step kernel) gives the same, all t
     // queries at once, and on rows selected for beam search.
     let step_memory = l.project_step_memory(&mem).unwrap();
+    assert_eq!((step_memory.batch(), step_memory.len()), (b, s));
     let (o, w) = l.attend_step(&q, &step_memory, Some(&pad)).unwrap();
     assert_tensors_close(&o.to_tensor(), &full.to_tensor(), 1e-5, "attend_step");
     assert_tensors_close(
@@ -380,8 +424,7 @@ fn selecting_cache_rows_equals_decoding_the_selected_rows() {
         .unwrap();
     let (full, _) = {
         let xv = Var::constant(x.clone());
-        l.forward(&xv, &xv, None, Some(&causal_mask(len)), None)
-            .unwrap()
+        plain(&l, &xv, None, None, true, None).unwrap()
     };
     let full = full.to_tensor();
     for (i, &r) in rows.iter().enumerate() {
@@ -409,28 +452,26 @@ fn invariants_padding_causality_and_permutation_equivariance() {
     let (b, len, d, heads) = (2, 6, 8, 2);
     let l = random_layer(d, heads, &mut rng);
     let x = Tensor::randn(&[b, len, d], 0.0, 1.0, &mut rng);
-    let run = |x: &Tensor, pad: Option<&Tensor>, causal: Option<&Tensor>| {
+    let run = |x: &Tensor, lengths: Option<&[usize]>, causal: bool| {
         let v = Var::constant(x.clone());
-        let (o, w) = l.forward(&v, &v, pad, causal, None).unwrap();
+        let (o, w) = plain(&l, &v, None, lengths, causal, None).unwrap();
         (o.to_tensor(), w.to_tensor())
     };
     // Padding: rows of padded positions change freely; the unpadded outputs do not move.
     let lengths = [6, 4];
-    let pad = padding_mask(&lengths, len).unwrap();
-    let (o0, w0) = run(&x, Some(&pad), None);
+    let (o0, w0) = run(&x, Some(&lengths), false);
     assert_rows_are_distributions(&w0);
     let mut x1 = x.clone();
     for x in &mut x1.data_mut()[(len + 4) * d..] {
         *x = 30.0 * rng.normal();
     }
-    let (o1, _) = run(&x1, Some(&pad), None);
+    let (o1, _) = run(&x1, Some(&lengths), false);
     for (row, &n) in lengths.iter().enumerate() {
         let r = row * len * d..(row * len + n) * d;
         assert_eq!(&o0.data()[r.clone()], &o1.data()[r]);
     }
     // Causality: output t is independent of inputs after t.
-    let causal = causal_mask(len);
-    let (c0, _) = run(&x, None, Some(&causal));
+    let (c0, _) = run(&x, None, true);
     for t in 0..len - 1 {
         let mut xt = x.clone();
         for row in 0..b {
@@ -438,7 +479,7 @@ fn invariants_padding_causality_and_permutation_equivariance() {
                 *x += 5.0 * rng.normal();
             }
         }
-        let (ct, _) = run(&xt, None, Some(&causal));
+        let (ct, _) = run(&xt, None, true);
         for row in 0..b {
             let r = row * len * d..(row * len + t + 1) * d;
             assert_eq!(&c0.data()[r.clone()], &ct.data()[r], "t = {t}");
@@ -456,8 +497,8 @@ fn invariants_padding_causality_and_permutation_equivariance() {
         }
         out
     };
-    let (o, _) = run(&x, None, None);
-    let (op, _) = run(&permute(&x), None, None);
+    let (o, _) = run(&x, None, false);
+    let (op, _) = run(&permute(&x), None, false);
     assert_tensors_close(&op, &permute(&o), 1e-5, "f(Px) = P f(x)");
 }
 
@@ -467,13 +508,9 @@ fn dropout_acts_on_the_weights_only_while_training() {
     let mut params = Params::new();
     let l = MultiHeadAttention::new(&mut params, "m", 8, 2, 0.5, &mut rng).unwrap();
     let x = Var::constant(Tensor::randn(&[2, 5, 8], 0.0, 1.0, &mut rng));
-    let (eval, eval_w) = l.forward(&x, &x, None, None, None).unwrap();
-    let (train, train_w) = l
-        .forward(&x, &x, None, None, Some(&mut Rng::new(1)))
-        .unwrap();
-    let (again, _) = l
-        .forward(&x, &x, None, None, Some(&mut Rng::new(1)))
-        .unwrap();
+    let (eval, eval_w) = plain(&l, &x, None, None, false, None).unwrap();
+    let (train, train_w) = plain(&l, &x, None, None, false, Some(&mut Rng::new(1))).unwrap();
+    let (again, _) = plain(&l, &x, None, None, false, Some(&mut Rng::new(1))).unwrap();
     assert_eq!(
         train_w.to_tensor(),
         eval_w.to_tensor(),
@@ -506,14 +543,14 @@ fn parameters_have_pytorch_names_and_bad_configurations_are_errors() {
     let x = Var::constant(Tensor::zeros(&[2, 3, 12]));
     let m = Var::constant(Tensor::zeros(&[2, 4, 12]));
     let e = |r: Result<(Var, Var), AttentionError>| r.expect_err("an error").to_string();
-    let wrong_pad = Tensor::zeros(&[2, 3]);
-    assert!(e(l.forward(&x, &m, Some(&wrong_pad), None, None)).contains("[2, 4]"));
-    let wrong_causal = causal_mask(4);
-    assert!(e(l.forward(&x, &m, None, Some(&wrong_causal), None)).contains("[3, 4]"));
+    let wrong_lengths = [4, 4, 4];
+    assert!(e(plain(&l, &x, Some(&m), Some(&wrong_lengths), false, None)).contains("[2, 4]"));
+    // Causal cross-attention: 3 queries, 4 keys.
+    assert!(e(plain(&l, &x, Some(&m), None, true, None)).contains("[3, 4]"));
     let narrow = Var::constant(Tensor::zeros(&[2, 3, 8]));
-    assert!(e(l.forward(&narrow, &m, None, None, None)).contains("[B, L, 12]"));
+    assert!(e(plain(&l, &narrow, Some(&m), None, false, None)).contains("[B, L, 12]"));
     let other_batch = Var::constant(Tensor::zeros(&[3, 4, 12]));
-    assert!(l.forward(&x, &other_batch, None, None, None).is_err());
+    assert!(plain(&l, &x, Some(&other_batch), None, false, None).is_err());
 }
 
 /// The fused path (flash kernel, no weights) equals the plain layer ops on random shapes — odd
@@ -533,7 +570,7 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
         l.dropout = 0.3;
         let q0 = Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng);
         let m0 = Tensor::randn(&[b, s, d], 0.0, 1.0, &mut rng);
-        let (pad, lens) = random_padding(b, s, &mut rng);
+        let (_, lens) = random_padding(b, s, &mut rng);
         let g = Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng);
         let params: Vec<Var> = vec![
             l.in_proj_weight.clone(),
@@ -550,20 +587,14 @@ fn fused_path_equals_the_plain_path_forward_and_backward() {
             let mut rng = dropout.map(Rng::new);
             let rng = rng.as_mut();
             let (q, m) = (param(q0.clone()), param(m0.clone()));
-            let out = match (cross, fused) {
-                (true, true) => {
-                    let memory = l.project_memory(&m).unwrap();
-                    l.attend_fused(&q, &memory, false, Some(&lens), rng)
-                        .unwrap()
-                }
-                (true, false) => l.forward(&q, &m, Some(&pad), None, rng).unwrap().0,
-                (false, true) => l.self_attend_fused(&q, true, None, rng).unwrap(),
-                (false, false) => {
-                    l.forward(&q, &q, None, Some(&causal_mask(t)), rng)
-                        .unwrap()
-                        .0
-                }
+            let (memory, mask) = if cross {
+                (Some(&m), Mask::padding(&lens))
+            } else {
+                (None, Mask::CAUSAL)
             };
+            // Without weights the flash kernel runs, with them the plain ops.
+            let (out, weights) = l.forward(&q, memory, mask, !fused, rng).unwrap();
+            assert_eq!(weights.is_some(), !fused);
             out.backward_with(g.clone());
             let mut grads = vec![grad(&q)];
             if cross {

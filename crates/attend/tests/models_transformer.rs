@@ -7,11 +7,12 @@ mod attention_support;
 use attend::config::{Config, ModelKind};
 use attend::data::batcher::Batch;
 use attend::data::tokenizer::{BOS, EOS};
-use attend::models::transformer::layers::{Activation, NormPlacement};
-use attend::models::transformer::{PositionKind, Transformer, TransformerSpec};
+use attend::models::transformer::{Activation, NormPlacement};
+use attend::models::transformer::{PositionKind, Transformer, TransformerError, TransformerSpec};
 use attend::models::{Decoding, Seq2Seq, StepOutput};
 use attend::nn::Params;
 use attend::search::{beam_search, greedy, BeamConfig, Hypothesis};
+use attend::translate::{check_sources, translate_ids};
 use attention_support::{assert_tensors_close, fixture, get, grad};
 use safetensors::SafeTensors;
 use tensor::{Rng, Tensor, Var};
@@ -602,6 +603,56 @@ fn built_from_config_and_rejects_bad_choices() {
             .expect_err(bad)
             .to_string();
         assert!(err.contains("model."), "{bad}: {err}");
+    }
+}
+
+/// Positions past the table (`max_positions` = 32 here) are an error naming the length and the
+/// table size, for sinusoidal and learned positions alike; translation refuses such a source
+/// before decoding and stops an output at the table's end, without panicking.
+#[test]
+fn positions_past_the_table_are_an_error_naming_both_lengths() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/reverse-transformer.toml");
+    let mut config = Config::load(Some(&path), &[]).expect("the bundled config loads");
+    // An output limit (3 · 20 + 5 = 65 tokens for 3 source tokens) past the table.
+    config.search.max_len_a = 20.0;
+    for positions in [PositionKind::Sinusoidal, PositionKind::Learned] {
+        let model = tiny(NormPlacement::Pre, positions, false, 3);
+        let long = vec![4u32; 33];
+        for want_weights in [false, true] {
+            let err = model
+                .encode(&long, &[33], 33, None, want_weights)
+                .err()
+                .expect("33 positions do not fit a table of 32");
+            assert!(
+                matches!(
+                    err,
+                    TransformerError::TooLong {
+                        needed: 33,
+                        max_positions: 32,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("33") && message.contains("32"),
+                "{message}"
+            );
+        }
+        let tgt_in = vec![BOS; 33];
+        let err = model
+            .forward(&long[..5], &[5], 5, &tgt_in, 33, None, false)
+            .err()
+            .expect("a target of 33 positions does not fit");
+        assert!(err.to_string().contains("target"), "{err}");
+        assert!(model.check_source_len(32).is_ok());
+        assert!(check_sources(&model, &[vec![4, 5, 6], long]).is_err());
+        for beam in [1, 3] {
+            let hyps = translate_ids(&model, &[vec![4, 5, 6]], &config, beam, 0.0);
+            assert!(hyps[0].ids.len() <= 32, "{positions:?}, beam {beam}");
+        }
     }
 }
 

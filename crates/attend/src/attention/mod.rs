@@ -20,6 +20,7 @@
 //! [`AttentionError`], never a panic.
 
 pub mod additive;
+pub mod kv_cache;
 pub mod mask;
 pub mod multi_head;
 pub mod multiplicative;
@@ -27,7 +28,8 @@ pub mod position;
 pub mod scaled_dot;
 
 pub use additive::AdditiveAttention;
-pub use multi_head::{KvCache, KvMemory, MultiHeadAttention, StepMemory};
+pub use kv_cache::{KvCache, StepMemory};
+pub use multi_head::{Mask, MultiHeadAttention};
 pub use multiplicative::{MultiplicativeAttention, Score};
 pub use position::{LearnedPositions, Positions, SinusoidalPositions};
 pub use scaled_dot::ScaledDotProductAttention;

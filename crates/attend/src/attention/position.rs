@@ -13,7 +13,13 @@
 //! The sinusoidal table is computed in f64 and rounded to f32, as `transformer_bench.py` builds its
 //! `pos_enc` buffer. The learned table is the parameter `{prefix}.weight [max_len, d]`, initialised
 //! `N(0, 0.02²)`. Both give `[len, d]` for positions `start..start + len` (`start > 0` during
-//! incremental decoding) and return [`AttentionError::TooLong`] when those run past `max_len`.
+//! incremental decoding).
+//!
+//! Past the table: positions beyond `max_len` are an error, [`AttentionError::TooLong`], naming the
+//! position needed and `max_len`, for both kinds alike. A learned table has nothing to say there,
+//! and computing sinusoids further would give the model positions it never saw in training. The
+//! Transformer passes the error on (`TransformerError::TooLong`); translation checks every source
+//! against the table before decoding and stops an output at the table's end.
 
 use crate::attention::{shape_error, AttentionError};
 use crate::nn::Params;

@@ -1,7 +1,7 @@
 //! Values that parse but make no sense for a model: zero sizes, probabilities outside [0, 1),
 //! shapes that do not fit together. Each message names the key as it is written in the file.
 
-use super::model::{AttentionScore, CaptionerConfig, PositionKind, RnnConfig, TransformerConfig};
+use super::model::{AttentionScore, CaptionerConfig, RnnConfig, TransformerConfig};
 use super::{ConfigError, DataConfig};
 
 fn bad(message: String) -> Result<(), ConfigError> {
@@ -83,7 +83,7 @@ impl TransformerConfig {
         if self.shared_embeddings && !data.joint_vocab {
             return bad("model.transformer.shared_embeddings = true needs data.joint_vocab = true (one vocabulary for both sides)".into());
         }
-        if self.positions == PositionKind::Learned && self.max_positions < data.max_len + 1 {
+        if self.max_positions < data.max_len + 1 {
             return bad(format!(
                 "model.transformer.max_positions = {} is shorter than data.max_len + 1 = {} (target plus <s>); raise it",
                 self.max_positions,

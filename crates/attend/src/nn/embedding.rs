@@ -56,6 +56,15 @@ impl Embedding {
         })
     }
 
+    /// A table over an existing parameter `weight [vocab, dim]`, without a padding index (a model
+    /// that initialises its tables itself, or uses one table in two places).
+    pub fn from_weight(weight: Var) -> Embedding {
+        Embedding {
+            weight,
+            padding_idx: None,
+        }
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.weight.dim(0)
     }

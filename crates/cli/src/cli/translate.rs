@@ -5,7 +5,7 @@ use crate::config::{AttentionScore, ModelConfig};
 use crate::search::Hypothesis;
 use crate::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
 use crate::train::checkpoint::{load_model, LoadedModel};
-use crate::translate::translate_ids;
+use crate::translate::{check_sources, translate_ids};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -67,6 +67,7 @@ pub fn run(a: TranslateArgs) -> Result<()> {
             .map(|l| loaded.vocabs.src.encode(l))
             .collect::<Result<Vec<_>, _>>()?
     };
+    check_sources(&*loaded.model, &src)?;
     let hyps = translate_ids(&*loaded.model, &src, &loaded.config, beam, alpha);
     let mut out = std::io::stdout().lock();
     for h in &hyps {

@@ -27,7 +27,7 @@ use crate::data::tokenizer::{Vocabs, BOS};
 use crate::models::Seq2Seq;
 use crate::search::Hypothesis;
 use crate::train::checkpoint::load_model;
-use crate::translate::translate_ids;
+use crate::translate::{check_sources, translate_ids};
 use anyhow::{Context, Result};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -340,18 +340,26 @@ fn stop(queue: &JobQueue, handles: &mut Vec<JoinHandle<()>>) {
     }
 }
 
-/// Encodes, decodes and answers one batch of compatible jobs. A text the tokenizer rejects fails
-/// only its own job (400); a panic inside the model fails the batch (500) and the worker goes on.
+/// Encodes, decodes and answers one batch of compatible jobs. A text the tokenizer rejects, or one
+/// longer than the model reads, fails only its own job (400); a panic inside the model fails the
+/// batch (500) and the worker goes on.
 fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
     let (beam, alpha) = (batch[0].beam, batch[0].alpha);
     let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
-        let encoded: Result<Vec<Vec<u32>>, _> =
-            job.texts.iter().map(|t| m.vocabs.src.encode(t)).collect();
+        let encoded = job
+            .texts
+            .iter()
+            .map(|t| m.vocabs.src.encode(t).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<Vec<u32>>, _>>()
+            .and_then(|ids| match check_sources(&*m.model, &ids) {
+                Ok(()) => Ok(ids),
+                Err(e) => Err(e.to_string()),
+            });
         match encoded {
             Ok(ids) => jobs.push((job.reply, job.layers, ids)),
             Err(e) => {
-                let _ = job.reply.send(Err(ApiError::bad_request(e.to_string())));
+                let _ = job.reply.send(Err(ApiError::bad_request(e)));
             }
         }
     }

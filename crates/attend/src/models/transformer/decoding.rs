@@ -16,7 +16,7 @@
 use super::{Transformer, TransformerError};
 use crate::attention::{KvCache, StepMemory};
 use crate::models::{Decoding, StepOutput};
-use tensor::Tensor;
+use tensor::{Tensor, Var};
 
 /// Decoding state: per-layer self-attention caches and projected memories.
 pub struct TransformerDecoding<'a> {
@@ -53,19 +53,37 @@ impl<'a> TransformerDecoding<'a> {
             position: 0,
         })
     }
+
+    /// One decoder step for every row: `prev [rows]` at position `self.position` → (logits
+    /// `[rows, V]`, last layer's cross-attention `[rows, H, 1, S]`).
+    fn decode_step(&mut self, prev: &[u32]) -> Result<(Var, Var), TransformerError> {
+        let (model, rows) = (self.model, prev.len());
+        let (tgt_emb, dims) = (&model.embedding.tgt, (rows, 1));
+        let mut x =
+            model
+                .embedding
+                .forward(tgt_emb, "previous token", prev, dims, self.position, None)?; // [rows, 1, d]
+        let mut cross = None;
+        let layers = model.decoder.iter().zip(&mut self.caches);
+        for ((layer, cache), memory) in layers.zip(&self.memories) {
+            let out = layer.forward_step(&x, cache, memory, &self.padding)?;
+            x = out.x; // [rows, 1, d]
+            cross = out.cross_weights; // [rows, H, 1, S]
+        }
+        let h = model
+            .decoder_norm
+            .forward(&x)
+            .reshape(&[rows, model.spec.d_model]);
+        let cross = cross
+            .ok_or_else(|| TransformerError::Input("a decoder needs at least one layer".into()))?;
+        Ok((model.out_proj.forward(&h), cross)) // [rows, V]
+    }
 }
 
 impl Decoding for TransformerDecoding<'_> {
     fn step(&mut self, prev: &[u32]) -> StepOutput {
         let (logits, cross) = self
-            .model
-            .decode_step(
-                prev,
-                self.position,
-                &mut self.caches,
-                &self.memories,
-                &self.padding,
-            )
+            .decode_step(prev)
             .expect("previous tokens are the model's own outputs; rows follow select");
         self.position += 1;
         // Last layer's cross-attention [rows, H, 1, S] averaged over the heads → [rows, S].

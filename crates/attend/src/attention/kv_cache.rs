@@ -1,0 +1,322 @@
+//! Incremental decoding with [`MultiHeadAttention`]: one new target position per step, attending
+//! over what is already known instead of recomputing the prefix.
+//!
+//! ```text
+//! self-attention   (causal):  K, V ← K ∪ {x_t W_Kᵀ + b_K},  V ∪ {x_t W_Vᵀ + b_V}     KvCache [B, cap, d]
+//!                             out_t = MHA(x_t; K[0..=t], V[0..=t])                         [B, 1, d]
+//! cross-attention  (memory):  K, V = memory W_{K,V}ᵀ + b_{K,V}  once per decode          StepMemory
+//!                             out_t = MHA(x_t; K, V, source padding)                       [B, 1, d]
+//! ```
+//!
+//! [`MultiHeadAttention::forward_step`] projects only the new positions and appends their keys and
+//! values to a [`KvCache`] (written in place), so that a decoder step costs O(t), not O(t²);
+//! [`MultiHeadAttention::project_step_memory`] projects the encoder memory once for
+//! cross-attention ([`StepMemory`]) and [`MultiHeadAttention::attend_step`] attends over it. Both
+//! run the engine's step kernel (`tensor::ops::step_attention`), which reads keys and values where
+//! they lie; both states reorder their batch rows for beam search. Step by step they equal
+//! [`MultiHeadAttention::forward`] (causal, or over the same memory); no gradient flows through
+//! them (decoding only).
+
+use crate::attention::multi_head::LAYER;
+use crate::attention::{shape_error, AttentionError, MultiHeadAttention};
+use tensor::kernels::transpose::transpose;
+use tensor::ops::step_attention::{step_attention, Keys, Rows, StepMask, KEY_BLOCK};
+use tensor::{Tensor, Var};
+
+/// The keys and values of the positions decoded so far, for one self-attention layer: `[B, cap, d]`
+/// buffers (the heads side by side in `d`) of which the first `t` positions of every batch row are
+/// filled, so that a step writes its keys and values in place and [`step_attention`] reads each
+/// batch row's keys contiguously. The capacity doubles when full (amortised O(1) per position).
+#[derive(Clone, Default)]
+pub struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// Batch rows and width; `(0, 0)` until the first append.
+    batch: usize,
+    d: usize,
+    len: usize,
+    /// Positions each batch row has room for.
+    cap: usize,
+}
+
+impl KvCache {
+    pub fn new() -> KvCache {
+        KvCache::default()
+    }
+
+    /// Number of cached positions `t`.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps batch rows `rows` (repeats allowed; beam search expands and reorders hypotheses so).
+    pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), AttentionError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        check_rows("KvCache::select_rows", rows, self.batch)?;
+        let block = self.cap * self.d;
+        let pick = |x: &[f32]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(rows.len() * block);
+            for &r in rows {
+                out.extend_from_slice(&x[r as usize * block..(r as usize + 1) * block]);
+            }
+            out
+        };
+        self.k = pick(&self.k);
+        self.v = pick(&self.v);
+        self.batch = rows.len();
+        Ok(())
+    }
+
+    /// Appends the keys and values of `n` new positions from the projection `qkv [B, n, 3d]`
+    /// (rows `[q | k | v]`). The cache is unchanged on error.
+    fn append(
+        &mut self,
+        qkv: &[f32],
+        batch: usize,
+        n: usize,
+        d: usize,
+    ) -> Result<(), AttentionError> {
+        if !self.is_empty() && (self.batch, self.d) != (batch, d) {
+            return Err(shape_error(
+                LAYER,
+                "step input (batch, width)",
+                &[batch, d],
+                format!(
+                    "[{}, {}], the cache's (call select_rows when the batch changes)",
+                    self.batch, self.d
+                ),
+            ));
+        }
+        (self.batch, self.d) = (batch, d);
+        if self.len + n > self.cap {
+            self.grow((self.len + n).max(2 * self.cap).max(16));
+        }
+        for b in 0..batch {
+            for i in 0..n {
+                let row = &qkv[(b * n + i) * 3 * d..(b * n + i + 1) * 3 * d];
+                let at = (b * self.cap + self.len + i) * d;
+                self.k[at..at + d].copy_from_slice(&row[d..2 * d]);
+                self.v[at..at + d].copy_from_slice(&row[2 * d..]);
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// Re-lays the buffers out with room for `cap` positions per batch row.
+    fn grow(&mut self, cap: usize) {
+        let (old, d, len) = (self.cap, self.d, self.len);
+        let relay = |x: &[f32]| -> Vec<f32> {
+            let mut out = vec![0.0; self.batch * cap * d];
+            for b in 0..self.batch {
+                out[b * cap * d..(b * cap + len) * d]
+                    .copy_from_slice(&x[b * old * d..(b * old + len) * d]);
+            }
+            out
+        };
+        self.k = relay(&self.k);
+        self.v = relay(&self.v);
+        self.cap = cap;
+    }
+
+    /// The cached keys and values as [`Rows`] (position `j` of batch row `b` at `(b·cap + j)·d`).
+    fn rows(&self) -> (Keys<'_>, Rows<'_>) {
+        let rows = |data| Rows {
+            data,
+            offset: 0,
+            batch_stride: self.cap * self.d,
+            pos_stride: self.d,
+            len: self.len,
+        };
+        (Keys::Rows(rows(&self.k)), rows(&self.v))
+    }
+}
+
+/// The encoder memory projected once per decode for one cross-attention layer: the keys transposed
+/// per head, `kt [B, H, d_h, S']` with `S` padded to `S'`, a multiple of the step kernel's
+/// `KEY_BLOCK` (a query's scores are then whole-vector loops over the keys), the values in
+/// `kv [B, S, 2d]` (keys in the first `d` columns of each row, values in the last `d`), both read by
+/// every decoding step where they lie; and the query rows of the input projection sliced once
+/// (`w_q [d, d]`, `b_q [d]`) instead of at every step.
+#[derive(Clone)]
+pub struct StepMemory {
+    kt: Tensor,
+    kv: Tensor,
+    w_q: Var,
+    b_q: Var,
+}
+
+impl StepMemory {
+    /// Batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.kv.dim(0)
+    }
+
+    /// Number of positions `S`.
+    pub fn len(&self) -> usize {
+        self.kv.dim(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `rows` of the batch (repeats allowed; beam search expands and reorders hypotheses so).
+    pub fn select_rows(&self, rows: &[u32]) -> Result<StepMemory, AttentionError> {
+        check_rows("StepMemory::select_rows", rows, self.batch())?;
+        let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        Ok(StepMemory {
+            kt: self.kt.select_rows(&rows),
+            kv: self.kv.select_rows(&rows),
+            w_q: self.w_q.clone(),
+            b_q: self.b_q.clone(),
+        })
+    }
+
+    /// The transposed keys and the values.
+    fn rows(&self) -> (Keys<'_>, Rows<'_>) {
+        let (s, d2) = (self.len(), self.kv.dim(2));
+        let keys = Keys::Transposed {
+            data: self.kt.data(),
+            len: s,
+            ld: self.kt.dim(3),
+        };
+        let values = Rows {
+            data: self.kv.data(),
+            offset: d2 / 2,
+            batch_stride: s * d2,
+            pos_stride: d2,
+            len: s,
+        };
+        (keys, values)
+    }
+}
+
+impl MultiHeadAttention {
+    /// Causal self-attention for the `n` newest positions `x [B, n, d]` (usually `n = 1`): their keys
+    /// and values are appended to `cache`, and each attends over every cached position up to itself
+    /// → `(output [B, n, d], weights [B, H, n, t + n])`.
+    pub fn forward_step(&self, x: &Var, cache: &mut KvCache) -> Result<(Var, Var), AttentionError> {
+        let qkv = self.project(x, 0, 3, "step input")?.to_tensor(); // [B, n, 3d]
+        let (b, n, d) = (x.dim(0), x.dim(1), self.d_model());
+        cache.append(qkv.data(), b, n, d)?;
+        let q: Vec<f32> = qkv
+            .data()
+            .chunks_exact(3 * d)
+            .flat_map(|r| &r[..d])
+            .copied()
+            .collect(); // [B, n, d]
+        let (k, v) = cache.rows();
+        let mask = StepMask {
+            causal_past: Some(cache.len() - n),
+            padding: None,
+        };
+        self.step_heads(&q, b, n, k, v, mask)
+    }
+
+    /// The cross-attention keys and values of `memory [B, S, d]` for decoding steps
+    /// ([`attend_step`](Self::attend_step)).
+    pub fn project_step_memory(&self, memory: &Var) -> Result<StepMemory, AttentionError> {
+        let d = self.checked_d_model()?;
+        let kv = self.project(memory, 1, 2, "keys/values")?.to_tensor(); // [B, S, 2d]
+        let (b, len, heads) = (kv.dim(0), kv.dim(1), self.heads);
+        let (dh, ld) = (d / heads, len.next_multiple_of(KEY_BLOCK));
+        // kt[b, h, x, j] = kv[b, j, h·d_h + x], zero for j ≥ S
+        let mut kt = vec![0.0f32; b * d * ld];
+        if len > 0 {
+            for (rows, kt_b) in kv
+                .data()
+                .chunks_exact(len * 2 * d)
+                .zip(kt.chunks_exact_mut(d * ld))
+            {
+                for (h, kt_bh) in kt_b.chunks_exact_mut(dh * ld).enumerate() {
+                    transpose(&rows[h * dh..], 2 * d, len, dh, kt_bh, ld);
+                }
+            }
+        }
+        Ok(StepMemory {
+            kt: Tensor::from_vec(kt, &[b, heads, dh, ld]),
+            kv,
+            w_q: self.in_proj_weight.narrow(0, 0, d),
+            b_q: self.in_proj_bias.narrow(0, 0, d),
+        })
+    }
+
+    /// `query [B, n, d]` attends over a [`StepMemory`] with `key_padding [B, S]` (1 = masked) →
+    /// `(output [B, n, d], weights [B, H, n, S])`.
+    pub fn attend_step(
+        &self,
+        query: &Var,
+        memory: &StepMemory,
+        key_padding: Option<&Tensor>,
+    ) -> Result<(Var, Var), AttentionError> {
+        let d = self.checked_d_model()?;
+        let qs = query.shape();
+        if qs.len() != 3 || qs[2] != d {
+            return Err(shape_error(LAYER, "query", &qs, format!("[B, T, {d}]")));
+        }
+        let (b, n, s) = (qs[0], qs[1], memory.len());
+        if memory.batch() != b {
+            return Err(shape_error(
+                LAYER,
+                "step memory",
+                memory.kv.shape(),
+                format!("[{b}, S, {}]", 2 * d),
+            ));
+        }
+        if let Some(p) = key_padding {
+            if p.shape() != [b, s] {
+                return Err(shape_error(
+                    LAYER,
+                    "key padding mask",
+                    p.shape(),
+                    format!("[{b}, {s}]"),
+                ));
+            }
+        }
+        let q = query.linear(&memory.w_q, Some(&memory.b_q)).to_tensor(); // [B, n, d]
+        let (k, v) = memory.rows();
+        let mask = StepMask {
+            causal_past: None,
+            padding: key_padding.map(Tensor::data),
+        };
+        self.step_heads(q.data(), b, n, k, v, mask)
+    }
+
+    /// Queries `q [B, n, d]` over keys and values where they lie ([`step_attention`]), heads merged
+    /// and projected → `(output [B, n, d], weights [B, H, n, len])`.
+    fn step_heads(
+        &self,
+        q: &[f32],
+        b: usize,
+        n: usize,
+        k: Keys,
+        v: Rows,
+        mask: StepMask,
+    ) -> Result<(Var, Var), AttentionError> {
+        let (d, len) = (self.d_model(), k.len());
+        let scale = 1.0 / ((d / self.heads) as f32).sqrt();
+        let (out, weights) = step_attention(q, b, n, self.heads, k, v, mask, scale);
+        let out = Var::constant(Tensor::from_vec(out, &[b, n, d]));
+        let weights = Var::constant(Tensor::from_vec(weights, &[b, self.heads, n, len]));
+        Ok((self.out_proj.forward(&out), weights))
+    }
+}
+
+/// Every row of `rows` is a row of a batch of `batch` (beam search selects rows of the current batch).
+fn check_rows(layer: &'static str, rows: &[u32], batch: usize) -> Result<(), AttentionError> {
+    match rows.iter().find(|&&r| r as usize >= batch) {
+        Some(&row) => Err(AttentionError::Row {
+            layer,
+            row: row as usize,
+            batch,
+        }),
+        None => Ok(()),
+    }
+}
