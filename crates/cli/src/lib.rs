@@ -6,15 +6,10 @@
 //! |---|---|
 //! | [`cli`] | the `attend` command line: one file per command |
 //! | [`serve`] | `attend serve`: HTTP translation with attention, and its page |
-//! | [`bench`] | `attend bench`: the peers' benchmarks, same work, same JSON fields |
+//! | [`bench`](mod@bench) | `attend bench`: the peers' benchmarks, same work, same JSON fields |
 //! | [`report`] | `attend report`: BLEU by sentence length across models |
 
 pub mod bench;
 pub mod cli;
 pub mod report;
 pub mod serve;
-
-pub use attend::{
-    allocator, attention, caption, config, data, device, metrics, models, nn, search, show, train,
-    translate,
-};

@@ -1,4 +1,4 @@
-//! `attend bench attention`: the work of `../shared/peers/sdpa_bench.py`, on attend's fused kernel.
+//! `attend bench attention`: the work of the PyTorch peer `sdpa_bench.py`, on attend's fused kernel.
 //!
 //! Q, K, V independent N(0, 1) of shape `[B, H, T, d]`, scale `1/√d`, no mask but the optional
 //! causal one. Forward alone runs without the tape (`no_grad`, as PyTorch's `inference_mode`);
@@ -10,7 +10,7 @@ use super::{
     busy_processes, busy_since, cpu_count, cpu_model, load_average, peak_rss_mb, time_steps,
     BenchError,
 };
-use crate::allocator::retain_freed_memory;
+use attend::allocator::retain_freed_memory;
 use serde_json::{json, Value};
 use tensor::ops::flash_attention::flash_attention;
 use tensor::{Rng, Tensor, Var};

@@ -1,4 +1,4 @@
-//! Benchmarks that do exactly the work of the peer scripts in `../shared/peers` and print the same
+//! Benchmarks that do exactly the work of the peer scripts (PyTorch, CTranslate2) and print the same
 //! JSON fields, so that both sides can be compared row by row (`benches/vs-peers.sh`).
 //!
 //! This file holds the measurement protocol the peers share: each repetition timed separately,

@@ -17,12 +17,12 @@ use super::{
     busy_processes, busy_since, cpu_count, cpu_model, current_rss_mb, load_average, peak_rss_mb,
     time_steps, Timings,
 };
-use crate::allocator::{retain_freed_memory, serve_large_blocks_from_the_heap};
-use crate::data::batcher::Batch;
-use crate::data::tokenizer::{BOS, EOS};
-use crate::models::Seq2Seq;
-use crate::search::greedy::argmax;
-use crate::train::optimizer::{Adam, AdamConfig};
+use attend::allocator::{retain_freed_memory, serve_large_blocks_from_the_heap};
+use attend::data::batcher::Batch;
+use attend::data::tokenizer::{BOS, EOS};
+use attend::models::Seq2Seq;
+use attend::search::greedy::argmax;
+use attend::train::optimizer::{Adam, AdamConfig};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use tensor::{Rng, Var};
@@ -133,7 +133,7 @@ impl Protocol {
 }
 
 /// Sets up the process as every model measurement needs: `threads` engine threads, and freed memory
-/// kept for reuse (see [`allocator`](crate::allocator)).
+/// kept for reuse (see [`allocator`](attend::allocator)).
 pub fn prepare_process(threads: usize) {
     retain_freed_memory();
     serve_large_blocks_from_the_heap();

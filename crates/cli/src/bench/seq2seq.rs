@@ -1,5 +1,5 @@
-//! `attend bench seq2seq`: the work of `../shared/peers/seq2seq_bench.py` on attend's RNN
-//! encoder-decoder (built through [`models::build`](crate::models::build), so it is the product's
+//! `attend bench seq2seq`: the work of the PyTorch peer `seq2seq_bench.py` on attend's RNN
+//! encoder-decoder (built through [`models::build`](attend::models::build), so it is the product's
 //! model), printing the peer's JSON fields.
 //!
 //! The model: V = 8000 (separate source and target vocabularies), E = H = A = 256, a 1-layer
@@ -14,8 +14,8 @@ use super::current_rss_mb;
 use super::model_bench::{
     common_fields, prepare_process, run_decode, run_train, ModelBenchError, Protocol,
 };
-use crate::config::{AttentionScore, Cell, Config, ModelConfig, RnnConfig};
-use crate::models::build;
+use attend::config::{AttentionScore, Cell, Config, ModelConfig, RnnConfig};
+use attend::models::build;
 use serde_json::{json, Value};
 
 /// One seq2seq measurement (defaults: the peer's).
@@ -112,7 +112,7 @@ pub fn bench_seq2seq(cfg: &Seq2SeqBench) -> Result<Vec<Value>, ModelBenchError> 
 mod tests {
     use super::super::model_bench::{greedy_fixed_length, make_pool, tiny_protocol};
     use super::*;
-    use crate::data::tokenizer::EOS;
+    use attend::data::tokenizer::EOS;
 
     fn tiny() -> Seq2SeqBench {
         Seq2SeqBench {

@@ -1,5 +1,5 @@
-//! `attend bench transformer`: the work of `../shared/peers/transformer_bench.py` on attend's
-//! Transformer (built through [`models::build`](crate::models::build), so it is the product's
+//! `attend bench transformer`: the work of the PyTorch peer `transformer_bench.py` on attend's
+//! Transformer (built through [`models::build`](attend::models::build), so it is the product's
 //! model), printing the peer's JSON fields. Decoding is incremental (a per-layer self-attention
 //! K/V cache, cross-attention K/V projected once): the peer's `--decode-impl incremental`, which
 //! is what CTranslate2 does too.
@@ -31,11 +31,11 @@ use super::model_bench::{
     common_fields, extend, greedy_fixed_length, prepare_process, run_decode, run_train,
     ModelBenchError, Protocol,
 };
-use crate::config::{
+use attend::config::{
     Activation, Config, ModelConfig, NormPlacement, PositionKind, TransformerConfig,
 };
-use crate::models::{build, Seq2Seq};
-use crate::train::checkpoint::load_model;
+use attend::models::{build, Seq2Seq};
+use attend::train::checkpoint::load_model;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -326,8 +326,8 @@ pub fn bench_transformer(cfg: &TransformerBench) -> Result<Vec<Value>, Transform
 mod tests {
     use super::super::model_bench::{tiny_protocol, BenchMode};
     use super::*;
-    use crate::data::tokenizer::EOS;
-    use crate::models::transformer::Transformer;
+    use attend::data::tokenizer::EOS;
+    use attend::models::transformer::Transformer;
 
     fn tiny() -> TransformerBench {
         TransformerBench {

@@ -1,4 +1,4 @@
-//! `attend bench attention|seq2seq|transformer|gemm`: the peers' benchmarks (`../shared/peers`) on
+//! `attend bench attention|seq2seq|transformer|gemm`: the peers' benchmarks (PyTorch, CTranslate2) on
 //! attend, printing their JSON fields, one object per line with `--json` (`benches/vs-peers*.sh`
 //! compare both sides). Threads: the global `--threads N` (default: all cores).
 

@@ -2,11 +2,11 @@
 //! with `--plot`, per image `DIR/NAME.NN-WORD.png` (the attention of each word over the image) and
 //! `DIR/NAME.steps.png` (all words, one panel under the other).
 
-use crate::caption::images::stack;
-use crate::caption::trainer::max_words;
-use crate::caption::{load_captioner, read_image, resize, AttentionOverlay, ImageRows};
-use crate::show::Picture;
 use anyhow::{bail, Context, Result};
+use attend::caption::images::stack;
+use attend::caption::trainer::max_words;
+use attend::caption::{load_captioner, read_image, resize, AttentionOverlay, ImageRows};
+use attend::show::Picture;
 use std::path::PathBuf;
 
 /// Caption images with a trained captioner (and draw where it looked for every word).

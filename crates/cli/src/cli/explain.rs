@@ -2,10 +2,10 @@
 //! decoder step of a greedy translation: each source token's score, the softmax weights as numbers
 //! and bars, the most attended tokens, and the word emitted.
 
-use crate::show::explain::{explain, ScoreSource};
-use crate::show::explain_text;
-use crate::train::checkpoint::load_model;
 use anyhow::{bail, Result};
+use attend::show::explain::{explain, ScoreSource};
+use attend::show::explain_text;
+use attend::train::checkpoint::load_model;
 use std::path::PathBuf;
 
 /// Explain a translation step by step: scores, softmax weights, top tokens, emitted word.

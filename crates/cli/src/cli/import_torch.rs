@@ -9,18 +9,18 @@
 //! a PyTorch state_dict carries no vocabulary, so `translate --ids` reads and writes ids, and text
 //! mode reads and writes `w<i>` words — the peers' synthetic vocabulary.
 
-use crate::attention::position::sinusoidal_table;
-use crate::config::{
+use anyhow::{bail, Context, Result};
+use attend::attention::position::sinusoidal_table;
+use attend::config::{
     Activation, Config, CorpusName, ModelConfig, NormPlacement, PositionKind, SearchConfig,
     TokenizerName, TransformerConfig,
 };
-use crate::data::tokenizer::{Tokenizer, Vocabs, SPECIAL_TOKENS, UNK};
-use crate::models::transformer::Transformer;
-use crate::models::Seq2Seq;
-use crate::nn::npz::load_npz;
-use crate::nn::params::load_tensors;
-use crate::train::checkpoint::{load_model, write_config};
-use anyhow::{bail, Context, Result};
+use attend::data::tokenizer::{Tokenizer, Vocabs, SPECIAL_TOKENS, UNK};
+use attend::models::transformer::Transformer;
+use attend::models::Seq2Seq;
+use attend::nn::npz::load_npz;
+use attend::nn::params::load_tensors;
+use attend::train::checkpoint::{load_model, write_config};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

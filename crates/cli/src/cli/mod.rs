@@ -29,7 +29,7 @@ struct Cli {
     threads: Option<usize>,
     /// Device for the engine: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
-    device: crate::device::Device,
+    device: attend::device::Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,7 +51,7 @@ enum Command {
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     // Reuse freed tensor memory instead of returning it to the kernel after every step.
-    crate::allocator::retain_freed_memory();
+    attend::allocator::retain_freed_memory();
     if let Some(n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");

@@ -2,12 +2,12 @@
 //! [--buckets 0-10,10-20,…] --out DIR`: BLEU per source-length bucket per model, as a table
 //! (`length.md`, printed) and a line chart (`length.png`, `length.svg`).
 
-use crate::data::corpus::{load_bundled, read_tsv, Split};
 use crate::report::length::{length_study, parse_buckets, Translations, DEFAULT_BUCKETS};
-use crate::show::plots::save_png_svg;
-use crate::train::checkpoint::load_model;
-use crate::translate::translate_text;
 use anyhow::{bail, Context, Result};
+use attend::data::corpus::{load_bundled, read_tsv, Split};
+use attend::show::plots::save_png_svg;
+use attend::train::checkpoint::load_model;
+use attend::translate::translate_text;
 use std::path::{Path, PathBuf};
 
 /// Compare trained models on a test set.

@@ -1,7 +1,7 @@
 //! `attend score --hyp FILE --ref FILE`: corpus BLEU and chrF (sacreBLEU defaults) as JSON.
 
-use crate::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
 use anyhow::{bail, Context, Result};
+use attend::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
 use std::path::{Path, PathBuf};
 
 /// BLEU and chrF of a hypothesis file against a reference file (sacreBLEU defaults), as JSON.

@@ -1,12 +1,12 @@
 //! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
 
 use super::progress::Bar;
-use crate::caption::{train_captioner, CaptionSummary};
-use crate::config::{Config, ModelKind};
-use crate::show::alignment::alignment_text;
-use crate::train::progress::Quiet;
-use crate::train::trainer::{train, Summary, TrainOptions};
 use anyhow::Result;
+use attend::caption::{train_captioner, CaptionSummary};
+use attend::config::{Config, ModelKind};
+use attend::show::alignment::alignment_text;
+use attend::train::progress::Quiet;
+use attend::train::trainer::{train, Summary, TrainOptions};
 use std::path::{Path, PathBuf};
 
 /// Train a model (with no CONFIG: English→French, bi-GRU + additive attention, bundled data).

@@ -1,12 +1,12 @@
 //! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]`: stdin lines →
 //! stdout translations; with `--plot`, the attention of every line as pictures.
 
-use crate::config::{AttentionScore, ModelConfig};
-use crate::search::Hypothesis;
-use crate::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
-use crate::train::checkpoint::{load_model, LoadedModel};
-use crate::translate::{check_sources, translate_ids};
 use anyhow::{bail, Context, Result};
+use attend::config::{AttentionScore, ModelConfig};
+use attend::search::Hypothesis;
+use attend::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
+use attend::train::checkpoint::{load_model, LoadedModel};
+use attend::translate::{check_sources, translate_ids};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 

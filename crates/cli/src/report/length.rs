@@ -7,8 +7,8 @@
 //! more than lo words (labelled `lo+1+`), so the default `0-10,10-20,20-30,30-40,40-` reads
 //! 1-10, 11-20, 21-30, 31-40, 41+. Words are whitespace-separated, counted on the raw source.
 
-use crate::metrics::{bleu::corpus_bleu, MetricsError};
-use crate::show::{LengthChart, LengthSeries, ShowError};
+use attend::metrics::{bleu::corpus_bleu, MetricsError};
+use attend::show::{LengthChart, LengthSeries, ShowError};
 
 /// The default buckets.
 pub const DEFAULT_BUCKETS: &str = "0-10,10-20,20-30,30-40,40-";

@@ -18,8 +18,8 @@
 //! `[layers][heads][target_tokens][source_tokens]` (what the page's layer/head switch shows).
 
 use super::limits::Limits;
-use crate::config::{Config, DataConfig, ModelConfig};
-use crate::data::tokenizer::Vocabs;
+use attend::config::{Config, DataConfig, ModelConfig};
+use attend::data::tokenizer::Vocabs;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -338,7 +338,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CorpusName;
+    use attend::config::CorpusName;
 
     fn parse(body: &str) -> Result<TranslateRequest, ApiError> {
         let limits = Limits {
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn languages_come_from_the_config_or_the_corpus_name() {
-        let mut d = crate::config::Config::load(None, &[]).unwrap().data;
+        let mut d = attend::config::Config::load(None, &[]).unwrap().data;
         d.src_lang.clear();
         d.tgt_lang.clear();
         d.corpus = CorpusName::EnEsBible;

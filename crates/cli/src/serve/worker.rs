@@ -18,17 +18,17 @@
 //!
 //! Transformers: the search sees the last decoder layer's cross-attention averaged over heads.
 //! A job that asks for `layers` also gets every layer's and head's cross-attention, from one
-//! teacher-forced pass over the decoded tokens ([`Transformer::attention_maps`](crate::models::transformer::Transformer::attention_maps); the same weights
+//! teacher-forced pass over the decoded tokens ([`Transformer::attention_maps`](attend::models::transformer::Transformer::attention_maps); the same weights
 //! the cached decoding used).
 
 use super::api::{ApiError, ModelInfo, Translation};
-use crate::config::Config;
-use crate::data::tokenizer::{Vocabs, BOS};
-use crate::models::Seq2Seq;
-use crate::search::Hypothesis;
-use crate::train::checkpoint::load_model;
-use crate::translate::{check_sources, translate_ids};
 use anyhow::{Context, Result};
+use attend::config::Config;
+use attend::data::tokenizer::{Vocabs, BOS};
+use attend::models::Seq2Seq;
+use attend::search::Hypothesis;
+use attend::train::checkpoint::load_model;
+use attend::translate::{check_sources, translate_ids};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -406,7 +406,7 @@ fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
 pub fn translation(vocabs: &Vocabs, src: &[u32], h: &Hypothesis) -> Translation {
     let mut target_tokens: Vec<String> = h.ids.iter().map(|&i| vocabs.tgt.token(i)).collect();
     if h.attention.len() == h.ids.len() + 1 {
-        target_tokens.push(vocabs.tgt.token(crate::data::tokenizer::EOS));
+        target_tokens.push(vocabs.tgt.token(attend::data::tokenizer::EOS));
     }
     Translation {
         translation: vocabs.tgt.decode(&h.ids),

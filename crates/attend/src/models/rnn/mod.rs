@@ -13,10 +13,10 @@
 //!   s_t   = RNN(tgt_emb(y_{t-1}), s_{t-1});  logits_t = out_proj(dropout(s_t))
 //! ```
 //!
-//! One file per part: [`encoder`] (embeddings and the recurrent encoder), [`bridge`] (the initial
-//! decoder state), [`decoder`] (the recurrent decoder with its attention, the output projection,
+//! One file per part: `encoder.rs` (embeddings and the recurrent encoder), `bridge.rs` (the initial
+//! decoder state), `decoder.rs` (the recurrent decoder with its attention, the output projection,
 //! and incremental decoding). With one decoder layer and a 1-layer bi-GRU this is exactly the model
-//! of `seq2seq_bench.py` in `../shared/peers` (same parameter count). Additive attention runs its
+//! of `seq2seq_bench.py` among the PyTorch peers (same parameter count). Additive attention runs its
 //! fused step; [`RnnSeq2Seq::set_fused`] switches every attention step to the plain layer ops, the
 //! oracle it is tested against.
 

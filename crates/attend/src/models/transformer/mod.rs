@@ -1,6 +1,6 @@
 //! The encoder-decoder Transformer (Vaswani et al. 2017, *Attention Is All You Need*), equal to
 //! `torch.nn.Transformer(batch_first=True)` with source/target `nn.Embedding`s and an output
-//! `nn.Linear` — the model of `transformer_bench.py` in `../shared/peers`.
+//! `nn.Linear` — the model of `transformer_bench.py` among the PyTorch peers.
 //!
 //! ```text
 //! x_src  = dropout(src_emb(src) · √d + pe[0:S])                                   [B, S, d]
