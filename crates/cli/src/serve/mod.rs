@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod limits;
+pub mod queue;
 pub mod worker;
 
 use api::{ApiError, ModelInfo, TranslateRequest, Translations};
@@ -28,13 +29,14 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use limits::Limits;
+use queue::Job;
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-use worker::{Job, WorkerPool};
+use worker::WorkerPool;
 
 /// The page served at `/`: one HTML file with its script and style inside (no network needed).
 const PAGE: &str = include_str!("page.html");
