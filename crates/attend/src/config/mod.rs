@@ -220,8 +220,8 @@ impl Config {
         for set in sets {
             apply_set(&mut value, set)?;
         }
-        let deserializer = value.clone();
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let has_caption = value.get("caption").is_some();
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             let message = e.into_inner().to_string();
             parse_err(&if key == "." {
@@ -230,7 +230,7 @@ impl Config {
                 format!("{key}: {message}")
             })
         })?;
-        if value.get("caption").is_some() && config.model.kind() != ModelKind::Captioner {
+        if has_caption && config.model.kind() != ModelKind::Captioner {
             return Err(parse_err(&format!(
                 "[caption] does nothing when model.kind = {:?}; remove it",
                 config.model.kind().name()

@@ -261,15 +261,6 @@ impl ModelConfig {
             ModelConfig::Captioner(_) => ModelKind::Captioner,
         }
     }
-
-    /// Dropout of the model's main path (the RNN's, the Transformer's sublayers', the captioner's).
-    pub fn dropout(&self) -> f32 {
-        match self {
-            ModelConfig::Rnn(m) => m.dropout,
-            ModelConfig::Transformer(m) => m.dropout,
-            ModelConfig::Captioner(m) => m.dropout,
-        }
-    }
 }
 
 /// `[model]` as written: `kind` and the sub-sections.

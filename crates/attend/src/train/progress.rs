@@ -23,12 +23,3 @@ pub struct Quiet;
 impl Progress for Quiet {
     fn say(&self, _line: &str) {}
 }
-
-/// Writes each line to standard error and nothing per step.
-pub struct Lines;
-
-impl Progress for Lines {
-    fn say(&self, line: &str) {
-        eprintln!("{line}");
-    }
-}
