@@ -8,6 +8,7 @@ pub mod caption;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod import;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -1,13 +1,28 @@
 //! Translating many sentences: sort by length, decode in batches, restore the input order.
 
-use crate::config::Config;
+use crate::config::{Config, SearchStyle};
 use crate::data::tokenizer::Vocabs;
 use crate::models::transformer::TransformerError;
 use crate::models::Seq2Seq;
-use crate::search::{beam_search_with_limits, greedy_with_limits, BeamConfig, Hypothesis};
+use crate::search::{
+    beam_search_with_limits, greedy_with_limits, hf_generate, BeamConfig, Hypothesis,
+};
 
 /// Sentences decoded together in one batch.
 const BATCH: usize = 64;
+
+/// Longest source, in tokens, that an RNN is given by default: an RNN reads any length, but its
+/// memory and time grow with it (the attention keeps a row per target token over every source
+/// token); 1024 is the length of a Transformer's default positional table.
+pub const DEFAULT_MAX_SOURCE_TOKENS: usize = 1024;
+
+/// The longest source `model` reads: a Transformer's positional table (`max_positions`), for an
+/// RNN [`DEFAULT_MAX_SOURCE_TOKENS`].
+pub fn max_source_tokens(model: &dyn Seq2Seq) -> usize {
+    model
+        .as_transformer()
+        .map_or(DEFAULT_MAX_SOURCE_TOKENS, |t| t.spec().max_positions)
+}
 
 /// Sources the model can read: a Transformer's positional table bounds their length (the error
 /// names the length and the table size); an RNN reads any length.
@@ -18,8 +33,8 @@ pub fn check_sources(model: &dyn Seq2Seq, sources: &[Vec<u32>]) -> Result<(), Tr
     }
 }
 
-/// Decodes id sequences with greedy search (`beam == 1`) or beam search; one best hypothesis per
-/// input, in input order. Empty inputs give empty hypotheses. Sources must pass
+/// Decodes id sequences with greedy search (`beam == 1`) or beam search, by the rules of
+/// `search.style`; one best hypothesis per input, in input order. Empty inputs give empty hypotheses. Sources must pass
 /// [`check_sources`]; a Transformer's output stops at its positional table (`max_positions`
 /// tokens) where the configured limit is longer.
 pub fn translate_ids(
@@ -42,7 +57,7 @@ pub fn translate_ids(
             .filter(|&i| !sources[i].is_empty())
             .collect();
         for &i in chunk.iter().filter(|&&i| sources[i].is_empty()) {
-            out[i] = Some(empty_hypothesis());
+            out[i] = Some(Hypothesis::empty());
         }
         if live.is_empty() {
             continue;
@@ -58,7 +73,9 @@ pub fn translate_ids(
             .iter()
             .map(|&l| config.max_output_len(l).min(positions))
             .collect();
-        let hyps = if beam <= 1 {
+        let hyps = if config.search.style == SearchStyle::HuggingFace {
+            hf_generate(model, (&src, &src_len, src_max), beam, alpha, &max_len)
+        } else if beam <= 1 {
             greedy_with_limits(model, &src, &src_len, src_max, &max_len)
         } else {
             let cfg = BeamConfig {
@@ -72,7 +89,7 @@ pub fn translate_ids(
                 .map(|mut n| {
                     // A limit of 0 tokens leaves a sentence without hypotheses.
                     if n.is_empty() {
-                        empty_hypothesis()
+                        Hypothesis::empty()
                     } else {
                         n.swap_remove(0)
                     }
@@ -86,17 +103,6 @@ pub fn translate_ids(
     out.into_iter()
         .map(|h| h.expect("every input is decoded"))
         .collect()
-}
-
-/// The output for an empty input (or a limit of 0 tokens): no tokens.
-fn empty_hypothesis() -> Hypothesis {
-    Hypothesis {
-        ids: vec![],
-        log_prob: 0.0,
-        score: 0.0,
-        attention: vec![],
-        scores: vec![],
-    }
 }
 
 /// Tokenizes, translates and detokenizes sentences.

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use attend::data::corpus::{load_bundled, Split};
+use attend::data::bundled::load_bundled;
+use attend::data::corpus::Split;
 use attend::data::tokenizer::{
     Tokenizer, TokenizerError, TokenizerKind, Vocabs, BOS, EOS, PAD, SPECIAL_TOKENS, UNK,
 };

@@ -62,6 +62,8 @@ fn fixture_spec(meta: &serde_json::Value) -> TransformerSpec {
         scale_embeddings: true,
         shared_embeddings: false,
         tie_output: false,
+        final_norm: true,
+        source_eos: false,
         dropout: 0.0,
         attention_dropout: 0.0,
     }
@@ -172,6 +174,8 @@ fn tiny_spec(norm: NormPlacement, positions: PositionKind, shared: bool) -> Tran
         scale_embeddings: true,
         shared_embeddings: shared,
         tie_output: shared,
+        final_norm: true,
+        source_eos: false,
         dropout: 0.0,
         attention_dropout: 0.0,
     }
@@ -593,7 +597,7 @@ fn built_from_config_and_rejects_bad_choices() {
     assert_eq!(model.tgt_vocab(), 12);
     for bad in [
         "model.transformer.heads=3",
-        "model.transformer.activation=\"swish\"",
+        "model.transformer.activation=\"tanh\"",
         "model.transformer.norm=\"sandwich\"",
         "model.transformer.positions=\"rotary\"",
         "model.transformer.attention_dropout=1.5",

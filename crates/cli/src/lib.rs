@@ -8,8 +8,10 @@
 //! | [`serve`] | `attend serve`: HTTP translation with attention, and its page |
 //! | [`bench`](mod@bench) | `attend bench`: the peers' benchmarks, same work, same JSON fields |
 //! | [`report`] | `attend report`: BLEU by sentence length across models |
+//! | [`fuzz_targets`] | every parser of outside input behind one bytes-in function, for `fuzz/` and the tests |
 
 pub mod bench;
 pub mod cli;
+pub mod fuzz_targets;
 pub mod report;
 pub mod serve;

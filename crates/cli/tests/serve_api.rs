@@ -6,7 +6,7 @@ mod serve_support;
 
 use attend_cli::serve::limits::Limits;
 use serve_support::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -443,32 +443,11 @@ async fn the_binary_serves_like_attend_translate_and_stops_on_sigterm() {
         .collect();
     assert_eq!(printed.len(), texts.len());
 
-    let mut serve = Command::new(bin)
-        .args([
-            "serve",
-            "--workers",
-            "1",
-            "--addr",
-            "127.0.0.1:0",
-            "--model",
-        ])
-        .arg(dir)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .to_string();
+    let mut serve = Binary::start(dir, &["--workers", "1"], None);
     let c = client();
     let a = post(
         &c,
-        &format!("http://{addr}/translate"),
+        &serve.url("/translate"),
         serde_json::json!({ "texts": texts, "beam": 4 }).to_string(),
     )
     .await;
@@ -481,20 +460,8 @@ async fn the_binary_serves_like_attend_translate_and_stops_on_sigterm() {
         .collect();
     assert_eq!(got, printed);
 
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = serve.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            serve.kill().unwrap();
-            panic!("attend serve did not stop within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, _) = serve.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let rest = serve.rest_of_stderr();
     assert!(rest.contains("stopped"), "{rest}");
 }

@@ -1,4 +1,4 @@
-//! Element-wise functions (exp, log, tanh, sigmoid, relu, gelu, sqrt, square) against float64
+//! Element-wise functions (exp, log, tanh, sigmoid, relu, gelu, silu, sqrt, square) against float64
 //! references on random shapes, and their gradient checks on well-conditioned inputs.
 
 mod common;
@@ -35,17 +35,19 @@ enum Fun {
     Sigmoid,
     Relu,
     Gelu,
+    Silu,
     Sqrt,
     Square,
 }
 
-const FUNS: [Fun; 8] = [
+const FUNS: [Fun; 9] = [
     Fun::Exp,
     Fun::Log,
     Fun::Tanh,
     Fun::Sigmoid,
     Fun::Relu,
     Fun::Gelu,
+    Fun::Silu,
     Fun::Sqrt,
     Fun::Square,
 ];
@@ -59,6 +61,7 @@ impl Fun {
             Fun::Sigmoid => x.sigmoid(),
             Fun::Relu => x.relu(),
             Fun::Gelu => x.gelu(),
+            Fun::Silu => x.silu(),
             Fun::Sqrt => x.sqrt(),
             Fun::Square => x.square(),
         }
@@ -72,6 +75,7 @@ impl Fun {
             Fun::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Fun::Relu => x.max(0.0),
             Fun::Gelu => gelu64(x),
+            Fun::Silu => x / (1.0 + (-x).exp()),
             Fun::Sqrt => x.sqrt(),
             Fun::Square => x * x,
         }

@@ -7,6 +7,8 @@
 //! ```text
 //! sinusoidal:  pe[p, 2i]   = sin(p / 10000^(2i/d))
 //!              pe[p, 2i+1] = cos(p / 10000^(2i/d))        p = 0, 1, …  (interleaved layout)
+//! halves:      pe[p, i]       = sin(p / 10000^(2i/d))
+//!              pe[p, d/2 + i] = cos(p / 10000^(2i/d))     i < d/2     (Marian's layout)
 //! learned:     pe[p, :]    = weight[p, :]                  weight [max_len, d], trained
 //! ```
 //!
@@ -38,6 +40,26 @@ pub fn sinusoidal_table(max_len: usize, d: usize) -> Tensor {
     Tensor::from_vec(data, &[max_len, d])
 }
 
+/// The sinusoidal table `[max_len, d]` in Marian's layout: the sines of every frequency, then the
+/// cosines (see the module doc; for odd `d` the sines take the extra column, as Hugging Face's
+/// `MarianSinusoidalPositionalEmbedding` does).
+pub fn sinusoidal_halves_table(max_len: usize, d: usize) -> Tensor {
+    let half = d.div_ceil(2);
+    let mut data = vec![0.0f32; max_len * d];
+    for (p, row) in data.chunks_mut(d.max(1)).enumerate().take(max_len) {
+        for (j, x) in row.iter_mut().enumerate() {
+            let (i, sine) = if j < half {
+                (j, true)
+            } else {
+                (j - half, false)
+            };
+            let angle = p as f64 / 10000f64.powf((2 * i) as f64 / d as f64);
+            *x = if sine { angle.sin() } else { angle.cos() } as f32;
+        }
+    }
+    Tensor::from_vec(data, &[max_len, d])
+}
+
 fn check_range(start: usize, len: usize, max_len: usize) -> Result<(), AttentionError> {
     if start + len > max_len {
         return Err(AttentionError::TooLong {
@@ -57,6 +79,13 @@ impl SinusoidalPositions {
     pub fn new(max_len: usize, d: usize) -> SinusoidalPositions {
         SinusoidalPositions {
             table: sinusoidal_table(max_len, d),
+        }
+    }
+
+    /// Marian's layout (sines, then cosines): [`sinusoidal_halves_table`].
+    pub fn halves(max_len: usize, d: usize) -> SinusoidalPositions {
+        SinusoidalPositions {
+            table: sinusoidal_halves_table(max_len, d),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::data::tokenizer::Tokenizer;
 use crate::metrics::bleu::corpus_bleu;
 use crate::search::Hypothesis;
-use crate::train::checkpoint::{write_json, TrainerState};
+use crate::train::checkpoint::{write_summary, TrainerState};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -94,7 +94,7 @@ pub fn evaluate(
         attention_left_to_right: moves.map(|m| m.0),
         attention_on_digit: moves.map(|m| m.1),
     };
-    write_json(&dir.join("summary.json"), &summary)?;
+    write_summary(dir, &summary, state.step)?;
     Ok(summary)
 }
 

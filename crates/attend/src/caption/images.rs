@@ -27,6 +27,7 @@
 //! rows (`$2 ~ /\.png$/`): SVG stamps are not decoded.
 
 use super::{CaptionError, CaptionSet};
+use crate::data::normalize::normalize;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -221,7 +222,7 @@ pub fn read_image_tsv(
         let image = read_image(&root.join(fields[image_col]), channels)
             .map_err(|e| tsv_error(i + 1, e.to_string()))?;
         images.push(resize(&image, height, width));
-        captions.push(fields[caption_col].trim().to_string());
+        captions.push(normalize(fields[caption_col]));
     }
     if images.is_empty() {
         return Err(tsv_error(0, "no examples".into()));

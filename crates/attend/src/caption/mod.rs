@@ -120,6 +120,12 @@ impl CaptionConfig {
         if self.batch_size == 0 {
             return bad("caption.batch_size must be positive".into());
         }
+        if self.strips.contains(&0) {
+            return bad(format!(
+                "caption.strips = {:?}: the train, dev and test counts must each be ≥ 1",
+                self.strips
+            ));
+        }
         if self.min_digits == 0 || self.min_digits > self.max_digits {
             return bad(format!(
                 "caption.min_digits = {} and max_digits = {}: need 1 ≤ min ≤ max",

@@ -4,7 +4,8 @@
 //! batches of images, the loss cross-entropy + optional doubly stochastic penalty, and at each
 //! validation the dev images captioned greedily, scored by exact-caption accuracy then BLEU (the
 //! best is kept as `best.safetensors`). The loop brings checkpoints and `--resume`. After it,
-//! [`evaluate`] captions the test images with `search.beam`. A run directory holds:
+//! [`evaluate`] captions the test images with `search.beam`; [`evaluate_captioner_run`] does only
+//! that, for a run whose training ended. A run directory holds:
 //!
 //! ```text
 //! DIR/config.toml  DIR/tgt_tokenizer.json  DIR/best.safetensors  DIR/last.safetensors
@@ -23,7 +24,8 @@ use crate::data::batcher::Batch;
 use crate::data::corpus::Split;
 use crate::data::tokenizer::{Tokenizer, TokenizerKind, Vocabs};
 use crate::nn::params::Params;
-use crate::train::checkpoint::open_run;
+use crate::train::checkpoint::{open_run, opening_line, read_state, Next, Open};
+use crate::train::progress::Progress;
 use crate::train::run_loop::{train_loop, Interval, Task};
 use crate::train::trainer::{schedule, TrainOptions};
 use anyhow::{bail, Context, Result};
@@ -80,14 +82,38 @@ pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
 }
 
 /// Trains the captioner a config describes into `opts.out` and evaluates it on the test images.
+/// With `opts.resume` it continues the run there: its training from the last checkpoint, or only
+/// its final evaluation when training ended but the evaluation was interrupted.
 pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSummary> {
+    train_or_evaluate(config, opts, Open::resuming(opts.resume))
+}
+
+/// Evaluates the captioner run in `dir`, whose training ended, on the test images again without
+/// training: its best checkpoint with `config`'s search settings. Rewrites the run's test outputs
+/// and `summary.json`, not its `config.toml`.
+pub fn evaluate_captioner_run(
+    config: &Config,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<CaptionSummary> {
+    let opts = TrainOptions {
+        out: dir.to_path_buf(),
+        resume: true,
+        progress,
+    };
+    train_or_evaluate(config, &opts, Open::Evaluate)
+}
+
+/// Opens the run directory as `open` asks, trains if the run needs it, and evaluates.
+fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result<CaptionSummary> {
     let dir = &opts.out;
     let say = |m: &str| opts.progress.say(m);
     config.caption.validate()?;
-    open_run(dir, config, opts.resume)?;
-    if opts.resume {
-        say(&format!("resuming {} from {}", config.name, dir.display()));
+    let next = open_run(dir, config, open)?;
+    if let Some(line) = opening_line(config, dir, open, next) {
+        say(&line);
     }
+    let resume = open != Open::Fresh;
     let [train, dev, test] = load_sets(config)?;
     say(&format!(
         "data: {} train / {} dev / {} test images of {}×{}",
@@ -98,7 +124,7 @@ pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSu
         config.caption.image_width
     ));
     let vocab_file = dir.join(Vocabs::TGT_FILE);
-    let vocab = if opts.resume {
+    let vocab = if resume {
         Tokenizer::load(&vocab_file).context("resuming: loading the run's caption vocabulary")?
     } else {
         let v = Tokenizer::train(
@@ -142,7 +168,10 @@ pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSu
         encoded,
         usable,
     };
-    let state = train_loop(&task, config, schedule(config), opts)?;
+    let state = match next {
+        Next::Train => train_loop(&task, config, schedule(config), opts)?,
+        Next::Evaluate => read_state(dir)?,
+    };
     evaluate(
         config,
         dir,

@@ -13,6 +13,7 @@ pub use model::{
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+pub use validate::{ALPHA_RANGE, MAX_BEAM};
 
 /// The default experiment: English→French, bi-GRU encoder, GRU decoder with additive attention.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../../configs/en-fr-attention.toml");
@@ -65,7 +66,7 @@ pub enum CorpusName {
     MnistStrips,
     /// Captioner: TSV files of image path and caption.
     ImageTsv,
-    /// A model imported from another toolkit (`attend import-torch`): no corpus to train on.
+    /// A model imported from another toolkit (`attend import`): no corpus to train on.
     Imported,
 }
 
@@ -111,6 +112,18 @@ pub enum ScheduleName {
     InverseSqrt,
     /// Halve when the dev BLEU stops improving.
     Plateau,
+}
+
+impl ScheduleName {
+    /// The name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScheduleName::Constant => "constant",
+            ScheduleName::Noam => "noam",
+            ScheduleName::InverseSqrt => "inverse_sqrt",
+            ScheduleName::Plateau => "plateau",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +198,28 @@ pub struct SearchConfig {
     /// Most target tokens: `max_len_a · source length + max_len_b`.
     pub max_len_a: f32,
     pub max_len_b: usize,
+    /// Whose search rules: attend's (the default) or Hugging Face `generate`'s (`"hf"`, for
+    /// imported models: the pad and `<s>` never emitted, `alpha` is its `length_penalty`).
+    #[serde(default, skip_serializing_if = "SearchStyle::is_attend")]
+    pub style: SearchStyle,
+}
+
+/// The rules greedy and beam search follow (`search.style`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchStyle {
+    /// attend's: length penalty `((5 + |y|) / 6)^α`, a sentence done with K finished hypotheses.
+    #[default]
+    Attend,
+    /// Hugging Face `generate`'s ([`crate::search::hf`]).
+    #[serde(rename = "hf")]
+    HuggingFace,
+}
+
+impl SearchStyle {
+    fn is_attend(&self) -> bool {
+        *self == SearchStyle::Attend
+    }
 }
 
 fn one() -> usize {
@@ -262,18 +297,15 @@ impl Config {
                 }
             ));
         }
-        let t = &self.train;
-        if t.valid_every == 0 || t.max_steps == 0 {
-            return bad("train.valid_every and train.max_steps must be positive".into());
-        }
-        if !(0.0..1.0).contains(&t.label_smoothing) {
-            return bad(format!(
-                "train.label_smoothing = {} must be in [0, 1)",
-                t.label_smoothing
-            ));
-        }
-        if self.search.beam == 0 {
-            return bad("search.beam must be ≥ 1".into());
+        self.data.validate()?;
+        let pairs = !images && self.data.corpus != CorpusName::Imported;
+        self.train.validate(pairs.then_some(self.data.max_len))?;
+        self.search.validate()?;
+        if images {
+            self.caption.validate().map_err(|e| match e {
+                crate::caption::CaptionError::Config(m) => ConfigError::Invalid(m),
+                other => ConfigError::Invalid(other.to_string()),
+            })?;
         }
         Ok(())
     }

@@ -89,6 +89,9 @@ pub enum Activation {
     Relu,
     /// `x·Φ(x)`, the erf form (PyTorch's default `gelu`).
     Gelu,
+    /// `x·σ(x)` (SiLU): Marian's `swish`, the activation of OPUS-MT models.
+    #[serde(alias = "silu")]
+    Swish,
 }
 
 /// Where the Transformer's layer norms sit.
@@ -109,6 +112,10 @@ pub enum PositionKind {
     Sinusoidal,
     /// A trained table `pos_emb.weight [max_positions, d]`.
     Learned,
+    /// Marian's fixed layout: all sines, then all cosines, `pe[p, i] = sin(p / 10000^(2i/d))`,
+    /// `pe[p, d/2 + i] = cos(…)` for `i < d/2`.
+    #[serde(rename = "sinusoidal-halves")]
+    SinusoidalHalves,
 }
 
 /// `[model.rnn]`: the RNN encoder-decoder.
@@ -190,6 +197,13 @@ pub struct TransformerConfig {
     pub shared_embeddings: bool,
     /// The output projection reuses the target embedding matrix.
     pub tie_output: bool,
+    /// A layer norm after the last layer of each stack (`nn.Transformer`'s `encoder.norm` and
+    /// `decoder.norm`); Marian's post-norm models have none.
+    #[serde(skip_serializing_if = "is_true")]
+    pub final_norm: bool,
+    /// The encoder reads every source followed by `</s>` (Marian appends it to the source).
+    #[serde(skip_serializing_if = "is_false")]
+    pub source_eos: bool,
     /// Dropout after each sublayer, inside the feed-forward block and on the embeddings.
     pub dropout: f32,
     /// Dropout on the attention weights (defaults to `dropout`, as `nn.Transformer`).
@@ -212,10 +226,20 @@ impl Default for TransformerConfig {
             scale_embeddings: true,
             shared_embeddings: false,
             tie_output: false,
+            final_norm: true,
+            source_eos: false,
             dropout: 0.0,
             attention_dropout: None,
         }
     }
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `[model.captioner]`: the captioner's LSTM decoder and its additive attention (the CNN and the

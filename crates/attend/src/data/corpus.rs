@@ -1,7 +1,8 @@
 //! Parallel corpora: sentence pairs read from a TSV file (plain or gzip), from two line-aligned
-//! plain-text files, or from the corpora bundled under `data/` at the repository root.
+//! plain-text files, or (through [`super::bundled`]) from the corpora bundled with attend.
 //!
-//! Every reader trims each side, skips blank lines and pairs with an empty side (and counts them in
+//! Every reader normalises each side ([`normalize`]: whitespace runs collapsed, ends trimmed,
+//! control characters dropped), skips blank lines and pairs with an empty side (and counts them in
 //! [`Corpus::skipped_empty`] so the caller can log it), and reports bad input as a [`CorpusError`]
 //! that names the file and the 1-based line.
 
@@ -13,10 +14,12 @@ use std::str::FromStr;
 
 use flate2::read::MultiGzDecoder;
 
+use super::normalize::normalize;
+
 /// Sentence pairs `(source, target)`, in file order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Corpus {
-    /// The pairs, each side trimmed and non-empty.
+    /// The pairs, each side normalised and non-empty.
     pub pairs: Vec<(String, String)>,
     /// Lines skipped because they were blank or one side was empty.
     pub skipped_empty: usize,
@@ -207,16 +210,26 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// Opens `path` for buffered reading, decompressing it when it starts with the gzip magic bytes.
-fn open(path: &Path) -> Result<Box<dyn BufRead>, CorpusError> {
-    let open_err = |source| CorpusError::Open {
+/// Opens `path` for buffered reading.
+fn open(path: &Path) -> Result<BufReader<File>, CorpusError> {
+    let file = File::open(path).map_err(|source| CorpusError::Open {
         file: path.to_path_buf(),
         source,
-    };
-    let mut reader = BufReader::new(File::open(path).map_err(open_err)?);
+    })?;
+    Ok(BufReader::new(file))
+}
+
+/// `reader` itself, or its gzip decompression when it starts with the gzip magic bytes.
+fn gunzip_if_gzip<'r, R: BufRead + 'r>(
+    mut reader: R,
+    file: &Path,
+) -> Result<Box<dyn BufRead + 'r>, CorpusError> {
     let is_gzip = reader
         .fill_buf()
-        .map_err(open_err)?
+        .map_err(|source| CorpusError::Open {
+            file: file.to_path_buf(),
+            source,
+        })?
         .starts_with(&[0x1f, 0x8b]);
     Ok(if is_gzip {
         Box::new(BufReader::new(MultiGzDecoder::new(reader)))
@@ -225,13 +238,13 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>, CorpusError> {
     })
 }
 
-/// Adds a pair to `corpus`, or counts it as skipped when a side is empty after trimming.
+/// Adds a pair to `corpus`, or counts it as skipped when a side is empty after normalisation.
 fn push_pair(corpus: &mut Corpus, src: &str, tgt: &str) {
-    let (src, tgt) = (src.trim(), tgt.trim());
+    let (src, tgt) = (normalize(src), normalize(tgt));
     if src.is_empty() || tgt.is_empty() {
         corpus.skipped_empty += 1;
     } else {
-        corpus.pairs.push((src.to_string(), tgt.to_string()));
+        corpus.pairs.push((src, tgt));
     }
 }
 
@@ -249,7 +262,7 @@ fn non_empty(corpus: Corpus, file: &Path) -> Result<Corpus, CorpusError> {
 /// Reads pairs from tab-separated lines: column `src_col` is the source, `tgt_col` the target
 /// (0-based). With `header`, the first line is skipped. Every non-blank line must have the same
 /// number of columns as the first one.
-fn parse_tsv<R: BufRead>(
+pub(super) fn parse_tsv<R: BufRead>(
     reader: R,
     file: &Path,
     src_col: usize,
@@ -306,7 +319,25 @@ pub fn read_tsv(
     header: bool,
 ) -> Result<Corpus, CorpusError> {
     let path = path.as_ref();
-    parse_tsv(open(path)?, path, src_col, tgt_col, header)
+    read_tsv_from(open(path)?, path, src_col, tgt_col, header)
+}
+
+/// [`read_tsv`] on an open stream (plain or gzip, detected from its first bytes) rather than a
+/// file; `label` names the stream in errors.
+pub fn read_tsv_from(
+    reader: impl BufRead,
+    label: &Path,
+    src_col: usize,
+    tgt_col: usize,
+    header: bool,
+) -> Result<Corpus, CorpusError> {
+    parse_tsv(
+        gunzip_if_gzip(reader, label)?,
+        label,
+        src_col,
+        tgt_col,
+        header,
+    )
 }
 
 /// Reads two line-aligned plain-text files (each plain or gzip): line *i* of `src_path` is the
@@ -319,8 +350,19 @@ pub fn read_parallel(
     tgt_path: impl AsRef<Path>,
 ) -> Result<Corpus, CorpusError> {
     let (src_path, tgt_path) = (src_path.as_ref(), tgt_path.as_ref());
-    let mut src = Lines::new(open(src_path)?, src_path.to_path_buf());
-    let mut tgt = Lines::new(open(tgt_path)?, tgt_path.to_path_buf());
+    read_parallel_from(open(src_path)?, src_path, open(tgt_path)?, tgt_path)
+}
+
+/// [`read_parallel`] on two open streams (each plain or gzip) rather than files; the labels name
+/// them in errors.
+pub fn read_parallel_from(
+    src: impl BufRead,
+    src_label: &Path,
+    tgt: impl BufRead,
+    tgt_label: &Path,
+) -> Result<Corpus, CorpusError> {
+    let mut src = Lines::new(gunzip_if_gzip(src, src_label)?, src_label.to_path_buf());
+    let mut tgt = Lines::new(gunzip_if_gzip(tgt, tgt_label)?, tgt_label.to_path_buf());
     let mut corpus = Corpus::default();
     loop {
         match (src.next_line()?, tgt.next_line()?) {
@@ -330,7 +372,7 @@ pub fn read_parallel(
             (None, Some(_)) => return Err(mismatch(tgt, src)?),
         }
     }
-    non_empty(corpus, src_path)
+    non_empty(corpus, src_label)
 }
 
 /// The error for parallel files of different lengths; `longer` has just read its first unpaired
@@ -348,101 +390,4 @@ fn mismatch<R: BufRead, S: BufRead>(
         shorter_lines: shorter.line,
         line,
     })
-}
-
-/// The corpora bundled with attend (see `data/README.md`), each a gzip TSV `source<TAB>target`
-/// per split, compiled into the binary so that training works from any directory.
-const BUNDLED: &[(&str, [&[u8]; 3])] = &[
-    (
-        "en-fr",
-        [
-            include_bytes!("../../../../data/en-fr/train.tsv.gz"),
-            include_bytes!("../../../../data/en-fr/dev.tsv.gz"),
-            include_bytes!("../../../../data/en-fr/test.tsv.gz"),
-        ],
-    ),
-    (
-        "en-es-bible",
-        [
-            include_bytes!("../../../../data/en-es-bible/train.tsv.gz"),
-            include_bytes!("../../../../data/en-es-bible/dev.tsv.gz"),
-            include_bytes!("../../../../data/en-es-bible/test.tsv.gz"),
-        ],
-    ),
-];
-
-/// Names of the bundled corpora: `en-fr` (Wesnoth + emoji labels + Tux Paint captions,
-/// English→French) and `en-es-bible` (KJV → Reina-Valera 1909, English→Spanish).
-pub fn bundled_names() -> Vec<&'static str> {
-    BUNDLED.iter().map(|(name, _)| *name).collect()
-}
-
-/// Loads one split of a bundled corpus by name (see [`bundled_names`]).
-pub fn load_bundled(name: &str, split: Split) -> Result<Corpus, CorpusError> {
-    let (_, files) =
-        BUNDLED
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| CorpusError::UnknownBundled {
-                name: name.to_string(),
-                available: bundled_names().join(", "),
-            })?;
-    let bytes = files[split as usize];
-    let label = PathBuf::from(format!("data/{name}/{split}.tsv.gz"));
-    let reader = BufReader::new(MultiGzDecoder::new(bytes));
-    parse_tsv(reader, &label, 0, 1, false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bundled_en_fr_has_the_documented_rows() {
-        let train = load_bundled("en-fr", Split::Train).unwrap();
-        let dev = load_bundled("en-fr", Split::Dev).unwrap();
-        let test = load_bundled("en-fr", Split::Test).unwrap();
-        assert_eq!(
-            (train.pairs.len(), dev.pairs.len(), test.pairs.len()),
-            (11213, 469, 566)
-        );
-        assert_eq!(
-            train.skipped_empty + dev.skipped_empty + test.skipped_empty,
-            0
-        );
-        // Train-only additions: a Tux Paint caption and an emoji label.
-        let has = |c: &Corpus, s: &str, t: &str| c.pairs.iter().any(|(a, b)| a == s && b == t);
-        assert!(has(&train, "A black cat.", "Un chat noir."));
-        assert!(has(&train, "black cat", "chat noir"));
-        // No English dev/test sentence leaks into train.
-        let train_src: std::collections::HashSet<&str> =
-            train.pairs.iter().map(|(s, _)| s.as_str()).collect();
-        assert!(dev
-            .pairs
-            .iter()
-            .chain(&test.pairs)
-            .all(|(s, _)| !train_src.contains(s.as_str())));
-    }
-
-    #[test]
-    fn bundled_bible_has_the_documented_rows() {
-        let counts: Vec<usize> = Split::ALL
-            .iter()
-            .map(|&s| load_bundled("en-es-bible", s).unwrap().pairs.len())
-            .collect();
-        assert_eq!(counts, vec![30120, 85, 879]);
-        let dev = load_bundled("en-es-bible", Split::Dev).unwrap();
-        assert!(dev.pairs[0].0.contains("judges ruled"));
-    }
-
-    #[test]
-    fn unknown_bundled_name_lists_the_available_ones() {
-        let err = load_bundled("en-xx", Split::Train).unwrap_err().to_string();
-        assert!(
-            err.contains("en-fr") && err.contains("en-es-bible"),
-            "{err}"
-        );
-        assert!("valid".parse::<Split>().unwrap() == Split::Dev);
-        assert!("trian".parse::<Split>().is_err());
-    }
 }

@@ -2,6 +2,9 @@
 //! Everything here is plain data (`String`, `Vec<u32>`); nothing depends on the engine.
 
 pub mod batcher;
+pub mod bundled;
 pub mod corpus;
+pub mod normalize;
 pub mod reverse;
+pub mod sentencepiece;
 pub mod tokenizer;

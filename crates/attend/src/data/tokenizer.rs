@@ -290,13 +290,37 @@ impl Tokenizer {
             })
     }
 
+    /// Wraps a `tokenizers` pipeline built elsewhere (such as an imported SentencePiece model,
+    /// see [`crate::data::sentencepiece::SentencePiece::to_tokenizer`]); unlike
+    /// [`Tokenizer::load`] it does not check the special tokens' ids.
+    pub fn from_tokenizers(inner: tokenizers::Tokenizer) -> Self {
+        Tokenizer { inner }
+    }
+
     /// Reads a tokenizer written by [`Tokenizer::save`]; checks the special tokens' ids.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, TokenizerError> {
         let path = path.as_ref();
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+        let json = std::fs::read(path).map_err(|e| TokenizerError::Load {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        Self::from_json(&json, path)
+    }
+
+    /// Parses the JSON of a tokenizer file already in memory; `path` names it in errors.
+    ///
+    /// The bytes become a JSON value first, and the tokenizer is read from that value:
+    /// `tokenizers` panics on a syntax error or a bad string inside its `decoder` object when it
+    /// reads the bytes itself.
+    pub fn from_json(json: &[u8], path: &Path) -> Result<Self, TokenizerError> {
+        let load_err = |message: String| TokenizerError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(json).map_err(|e| load_err(format!("not valid JSON: {e}")))?;
+        let inner: tokenizers::Tokenizer =
+            serde_json::from_value(value).map_err(|e| load_err(e.to_string()))?;
         for (expected, token) in (0u32..).zip(SPECIAL_TOKENS) {
             let found = inner.token_to_id(token);
             if found != Some(expected) {

@@ -1,5 +1,6 @@
 //! Layers built on the engine: each owns named parameters in a [`Params`] store.
 
+pub mod checksum;
 pub mod dropout;
 pub mod embedding;
 pub mod gru;

@@ -16,7 +16,7 @@
 //! truncated entry or a file that is not a zip archive is an error naming the file and the array.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 use tensor::Tensor;
 
@@ -49,17 +49,45 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads every array of an `.npz` file, named as in the archive minus `.npy`.
 pub fn load_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
-    let p = path.display().to_string();
+    load_npz_with_text(path, None).map(|(tensors, _)| tensors)
+}
+
+/// As [`load_npz`], except that the entry named `text_entry` is a byte array (`int8` / `uint8`)
+/// holding text, returned on its own, trailing NULs removed: how Marian keeps its configuration in
+/// the `special:model.yml` entry of its `model.npz`.
+pub fn load_npz_with_text(
+    path: &Path,
+    text_entry: Option<&str>,
+) -> Result<(BTreeMap<String, Tensor>, Option<String>), NpzError> {
     let file = std::fs::File::open(path).map_err(|source| NpzError::Io {
-        path: p.clone(),
+        path: path.display().to_string(),
         source,
     })?;
+    read_npz_with_text(std::io::BufReader::new(file), path, text_entry)
+}
+
+/// Reads every array of an `.npz` archive from an open stream; `path` names it in errors.
+pub fn read_npz(
+    reader: impl Read + Seek,
+    path: &Path,
+) -> Result<BTreeMap<String, Tensor>, NpzError> {
+    read_npz_with_text(reader, path, None).map(|(tensors, _)| tensors)
+}
+
+/// [`load_npz_with_text`] over an open stream.
+fn read_npz_with_text(
+    reader: impl Read + Seek,
+    path: &Path,
+    text_entry: Option<&str>,
+) -> Result<(BTreeMap<String, Tensor>, Option<String>), NpzError> {
+    let p = path.display().to_string();
     let archive_error = |e: zip::result::ZipError| NpzError::Archive {
         path: p.clone(),
         reason: e.to_string(),
     };
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(archive_error)?;
+    let mut archive = zip::ZipArchive::new(reader).map_err(archive_error)?;
     let mut out = BTreeMap::new();
+    let mut text_out = None;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(archive_error)?;
         let file_name = entry.name().map_err(archive_error)?.to_string();
@@ -77,10 +105,18 @@ pub fn load_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
                 "not an .npy array (every entry of an .npz is NAME.npy)".into(),
             ));
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // No allocation from the size the archive declares (outside input): the buffer grows as
+        // the entry is read.
+        let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| entry_error(format!("reading it failed ({e}); the file is corrupt")))?;
+        if text_entry == Some(name.as_str()) {
+            let raw = npy_bytes(&bytes).map_err(|problem| entry_error(problem.to_string()))?;
+            let text = String::from_utf8_lossy(&raw);
+            text_out = Some(text.trim_end_matches('\0').to_string());
+            continue;
+        }
         let tensor = read_npy(&bytes).map_err(|problem| match problem {
             NpyProblem::Dtype(descr) => NpzError::Dtype {
                 path: p.clone(),
@@ -91,7 +127,7 @@ pub fn load_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
         })?;
         out.insert(name, tensor);
     }
-    Ok(out)
+    Ok((out, text_out))
 }
 
 /// What is wrong with one `.npy` entry.
@@ -102,8 +138,60 @@ enum NpyProblem {
     Malformed(String),
 }
 
+impl std::fmt::Display for NpyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NpyProblem::Dtype(descr) => write!(f, "dtype {descr:?} is not a byte array"),
+            NpyProblem::Malformed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The data of a one-byte-per-element `.npy` (`int8` / `uint8`), as bytes.
+fn npy_bytes(bytes: &[u8]) -> Result<Vec<u8>, NpyProblem> {
+    let (descr, shape, data) = npy_parts(bytes)?;
+    if !matches!(descr, "|i1" | "|u1" | "<i1" | "<u1") {
+        return Err(NpyProblem::Dtype(descr.to_string()));
+    }
+    let numel = checked_numel(&shape, 1)?;
+    data.get(..numel).map(<[u8]>::to_vec).ok_or_else(|| {
+        NpyProblem::Malformed(format!(
+            "shape {shape:?} needs {numel} bytes, the entry holds {}",
+            data.len()
+        ))
+    })
+}
+
 /// Parses one `.npy` (see the module doc) into a tensor of its shape.
 fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyProblem> {
+    let (descr, shape, data) = npy_parts(bytes)?;
+    if descr != "<f4" {
+        return Err(NpyProblem::Dtype(descr.to_string()));
+    }
+    let bytes_needed = checked_numel(&shape, 4)?;
+    if data.len() != bytes_needed {
+        return Err(NpyProblem::Malformed(format!(
+            "shape {shape:?} needs {bytes_needed} bytes of float32 data, the entry holds {}",
+            data.len()
+        )));
+    }
+    let values = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Tensor::from_vec(values, &shape))
+}
+
+/// The byte size of `shape` at `width` bytes an element; a size past `usize` is an error.
+fn checked_numel(shape: &[usize], width: usize) -> Result<usize, NpyProblem> {
+    shape
+        .iter()
+        .try_fold(width, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| NpyProblem::Malformed(format!("shape {shape:?} is too large")))
+}
+
+/// The dtype (`descr`), shape and data of one `.npy` in C order.
+fn npy_parts(bytes: &[u8]) -> Result<(&str, Vec<usize>, &[u8]), NpyProblem> {
     let bad = |reason: &str| NpyProblem::Malformed(reason.to_string());
     if bytes.len() < MAGIC.len() + 2 || !bytes.starts_with(MAGIC) {
         return Err(bad("no .npy magic string"));
@@ -135,9 +223,6 @@ fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyProblem> {
         .ok_or_else(|| bad("truncated header"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text"))?;
     let descr = quoted(field(header, "descr")?)?;
-    if descr != "<f4" {
-        return Err(NpyProblem::Dtype(descr.to_string()));
-    }
     let fortran = field(header, "fortran_order")?;
     if fortran.starts_with("True") {
         return Err(bad(
@@ -148,20 +233,7 @@ fn read_npy(bytes: &[u8]) -> Result<Tensor, NpyProblem> {
         return Err(bad("fortran_order is neither True nor False"));
     }
     let shape = tuple(field(header, "shape")?)?;
-    let data = &bytes[header_at + header_len..];
-    let numel: usize = shape.iter().product();
-    if data.len() != numel * 4 {
-        return Err(NpyProblem::Malformed(format!(
-            "shape {shape:?} needs {} bytes of float32 data, the entry holds {}",
-            numel * 4,
-            data.len()
-        )));
-    }
-    let values = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok(Tensor::from_vec(values, &shape))
+    Ok((descr, shape, &bytes[header_at + header_len..]))
 }
 
 /// The text after `'key':` in the header dict (up to the end of the header).

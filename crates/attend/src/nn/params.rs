@@ -4,9 +4,15 @@
 //! Names follow PyTorch's `state_dict` conventions so that weights move between attend and PyTorch
 //! unchanged. Saving is atomic: the file is written to `NAME.tmp`, fsynced, then renamed over `NAME`,
 //! so an interrupted save never leaves a truncated checkpoint.
+//!
+//! Every file attend writes carries the [`checksum`](super::checksum) of its tensors in the
+//! safetensors metadata, and loading verifies it: a damaged file is refused, never served. Files
+//! written elsewhere (PyTorch, Hugging Face) have no checksum and still load. Whatever the origin,
+//! a tensor holding NaN or ±∞ is refused at load, since it can only give wrong output.
 
+use super::checksum::{checksum, TensorBytes, KEY};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use tensor::{Rng, Tensor, Var};
@@ -35,6 +41,18 @@ pub enum ParamsError {
         path: String,
         name: String,
         dtype: String,
+    },
+    #[error("{path}: checksum mismatch: the file is corrupt (stored {stored}, computed {computed}) — use another checkpoint (e.g. `last` instead of `best`) or retrain")]
+    Checksum {
+        path: String,
+        stored: String,
+        computed: String,
+    },
+    #[error("{path}: parameter `{name}` holds a non-finite value (NaN or ±inf) at index {index}; the weights are unusable — use another checkpoint or retrain")]
+    NonFinite {
+        path: String,
+        name: String,
+        index: usize,
     },
 }
 
@@ -118,7 +136,12 @@ impl Params {
     /// Loads every parameter of this store from a safetensors file (extra tensors in the file are
     /// ignored); shapes must match.
     pub fn load(&self, path: &Path) -> Result<(), ParamsError> {
-        let map = load_tensors(path)?;
+        self.assign(&load_tensors(path)?, path)
+    }
+
+    /// Sets every parameter of this store from `map` (extra tensors are ignored), or none of them
+    /// when one is missing or has another shape; `path` names the source in errors.
+    pub fn assign(&self, map: &BTreeMap<String, Tensor>, path: &Path) -> Result<(), ParamsError> {
         let p = path.display().to_string();
         for (name, var) in &self.entries {
             let t = map.get(name).ok_or_else(|| ParamsError::Missing {
@@ -167,11 +190,31 @@ pub fn save_tensors(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<(
             )
         })
         .collect();
-    let data = safetensors::serialize(views, None).map_err(|e| ParamsError::Corrupt {
+    let metadata = HashMap::from([(KEY.to_string(), views_checksum(&views))]);
+    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| ParamsError::Corrupt {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
     atomic_write(path, &data).map_err(io)
+}
+
+/// The [`checksum`] of safetensors views.
+fn views_checksum(views: &[(String, TensorView)]) -> String {
+    let dtypes: Vec<String> = views
+        .iter()
+        .map(|(_, v)| format!("{:?}", v.dtype()))
+        .collect();
+    let mut hashed: Vec<TensorBytes> = views
+        .iter()
+        .zip(&dtypes)
+        .map(|((name, v), dtype)| TensorBytes {
+            name,
+            dtype,
+            shape: v.shape(),
+            data: v.data(),
+        })
+        .collect();
+    checksum(&mut hashed)
 }
 
 /// Writes `data` to `path` atomically (temp file in the same directory, fsync, rename, fsync dir).
@@ -193,19 +236,40 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads every tensor of a safetensors file (F32 only).
+/// Reads every tensor of a safetensors file (F32 only): verifies the checksum where the file has
+/// one and refuses non-finite values.
 pub fn load_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ParamsError> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ParamsError::Io {
         path: p.clone(),
         source,
     })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| ParamsError::Corrupt {
+    parse_tensors(&bytes, path)
+}
+
+/// Reads every tensor of safetensors bytes already in memory (F32 only), as [`load_tensors`] does;
+/// `path` names them in errors.
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tensor>, ParamsError> {
+    let p = path.display().to_string();
+    let corrupt = |e: safetensors::SafeTensorError| ParamsError::Corrupt {
         path: p.clone(),
         reason: e.to_string(),
-    })?;
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(corrupt)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
+    let views = st.tensors();
+    if let Some(stored) = header.metadata().as_ref().and_then(|m| m.get(KEY)) {
+        let computed = views_checksum(&views);
+        if &computed != stored {
+            return Err(ParamsError::Checksum {
+                path: p,
+                stored: stored.clone(),
+                computed,
+            });
+        }
+    }
     let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
+    for (name, view) in views {
         if view.dtype() != Dtype::F32 {
             return Err(ParamsError::Dtype {
                 path: p.clone(),
@@ -218,6 +282,13 @@ pub fn load_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>, ParamsError
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
+        if let Some(index) = data.iter().position(|x| !x.is_finite()) {
+            return Err(ParamsError::NonFinite {
+                path: p,
+                name,
+                index,
+            });
+        }
         out.insert(name, Tensor::from_vec(data, view.shape()));
     }
     Ok(out)

@@ -220,7 +220,7 @@ fn finish(beam: Beam, len: usize, alpha: f32) -> Hypothesis {
 }
 
 /// The `k` largest entries of `row` as `(index, value)`, largest first (ties: lower index first).
-fn top_k(row: &[f32], k: usize) -> Vec<(u32, f32)> {
+pub(super) fn top_k(row: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
     for (i, &x) in row.iter().enumerate() {
         if best.len() == k && x <= best[k - 1].1 {

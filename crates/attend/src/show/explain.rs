@@ -68,10 +68,15 @@ pub fn explain(
     if sentence.trim().is_empty() || src.is_empty() {
         return Err(ExplainError::Empty(sentence.to_string()));
     }
-    let source_tokens = display_tokens(&vocabs.src, &src);
-    let n = src.len();
+    // The attention covers what the encoder reads: the source, and `</s>` where the model appends
+    // it (`source_eos`, imported Marian models).
+    let read = model
+        .as_transformer()
+        .map_or_else(|| src.clone(), |t| t.encoder_input(&src));
+    let source_tokens = display_tokens(&vocabs.src, &read);
+    let n = read.len();
     let (steps, ids, scores_from) = tensor::no_grad(|| {
-        let mut dec = model.begin(&src, &[n], n);
+        let mut dec = model.begin(&src, &[src.len()], src.len());
         let mut steps = Vec::new();
         let mut ids = Vec::new();
         let mut scores_from = ScoreSource::Model;

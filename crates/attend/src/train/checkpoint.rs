@@ -17,8 +17,11 @@
 //! and `state.json` is the commit: the parameters and the optimizer state are first written under
 //! names that carry their step, then `state.json` names that step, and only then are the files of
 //! other steps removed and `last.safetensors` pointed at the new parameters. A run killed at any
-//! point resumes from one consistent (parameters, optimizer, state) triple; `--resume` also drops
-//! the `log.jsonl` lines written after that checkpoint, so no step is logged twice.
+//! point resumes from one consistent (parameters, optimizer, state) triple; `--resume` finishes
+//! the steps after the commit, and drops the `log.jsonl` lines written after that checkpoint, so
+//! no step is logged twice. `summary.json` is written last: a run whose training ended without it
+//! was killed during its final evaluation, and `--resume` runs only that evaluation.
+//! [`crash_point`] lets the crash test stop the process between any two of these writes.
 
 use super::optimizer::Adam;
 use super::schedule::Schedule;
@@ -100,25 +103,109 @@ pub fn write_config(dir: &Path, config: &Config) -> Result<()> {
     atomic_write(&dir.join("config.toml"), text.as_bytes()).context("writing config.toml")
 }
 
-/// Prepares `dir` for a run: a fresh run needs a directory without one, `resume` one with a
-/// checkpoint. Writes `config.toml`: on `--resume` the caller passes the run's own config (with any
-/// `--set` applied, e.g. a larger `train.max_steps`), so the directory describes the whole run.
-pub fn open_run(dir: &Path, config: &Config, resume: bool) -> Result<()> {
+/// What `attend train` was asked to do with a run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Start a new run in a directory without one.
+    Fresh,
+    /// Continue the run in the directory: its training if it was interrupted, else its final
+    /// evaluation if that was interrupted (no `summary.json`).
+    Resume,
+    /// Evaluate the finished run in the directory again, without training.
+    Evaluate,
+}
+
+impl Open {
+    /// [`Open::Resume`] or [`Open::Fresh`].
+    pub fn resuming(resume: bool) -> Open {
+        if resume {
+            Open::Resume
+        } else {
+            Open::Fresh
+        }
+    }
+}
+
+/// What the run in a directory needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Training (from step 0, or from the last checkpoint when resuming).
+    Train,
+    /// Only the final evaluation: training has ended.
+    Evaluate,
+}
+
+/// Whether the run a state describes has ended its training under `config`: it reached
+/// `train.max_steps`, stopped early, or spent `train.max_minutes`.
+pub fn training_ended<S>(state: &TrainerState<S>, config: &Config) -> bool {
+    let t = &config.train;
+    state.stopped_early
+        || state.step >= t.max_steps
+        || (t.max_minutes > 0.0 && state.train_seconds > t.max_minutes * 60.0)
+}
+
+/// Prepares `dir` for a run and says what it needs next. A fresh run needs a directory without
+/// one (no `state.json`; a `log.jsonl` there is dropped) and writes `config.toml`; `resume` and `evaluate` need a run (`state.json`) and write
+/// nothing here: a resumed run rewrites `config.toml` (with any `--set` applied, e.g. a larger
+/// `train.max_steps`) only once its checkpoint has loaded, so a failed `--resume` leaves the
+/// directory as it was. A resumed run whose training ended needs its final evaluation unless it
+/// has its `summary.json`; then it is refused, as there is nothing left to do.
+pub fn open_run(dir: &Path, config: &Config, open: Open) -> Result<Next> {
     let holds_run = dir.join("state.json").exists();
-    if resume && !holds_run {
+    if open == Open::Fresh {
+        if holds_run {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or choose another --out",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // A log without state.json is that of a run killed before its first checkpoint.
+        let log = dir.join("log.jsonl");
+        if log.exists() {
+            std::fs::remove_file(&log).with_context(|| format!("removing {}", log.display()))?;
+        }
+        write_config(dir, config)?;
+        return Ok(Next::Train);
+    }
+    if !holds_run {
         bail!(
-            "--resume: {} holds no interrupted run (no state.json)",
+            "{} holds no run to continue or evaluate (no state.json)",
             dir.display()
         );
     }
-    if !resume && holds_run {
-        bail!(
-            "{} already holds a run; pass --resume to continue it or choose another --out",
-            dir.display()
-        );
+    let state: TrainerState<serde_json::Value> = read_state(dir)?;
+    let ended = training_ended(&state, config);
+    let finished = ended && dir.join("summary.json").exists();
+    match open {
+        Open::Resume if finished => bail!(
+            "{}: the run already finished at step {}{}; raise train.max_steps (--set train.max_steps=N) or train.max_minutes to continue it, or evaluate it again with --evaluate",
+            dir.display(),
+            state.step,
+            if state.stopped_early { " (early stopping)" } else { "" }
+        ),
+        Open::Evaluate if !ended => bail!(
+            "{}: training has not ended (step {} of {}); continue it with --resume",
+            dir.display(),
+            state.step,
+            config.train.max_steps
+        ),
+        _ if ended => {
+            complete_commit(dir, state.step)?;
+            Ok(Next::Evaluate)
+        }
+        _ => Ok(Next::Train),
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_config(dir, config)
+}
+
+/// The line a run starts with when it reopens a directory: what it does there.
+pub fn opening_line(config: &Config, dir: &Path, open: Open, next: Next) -> Option<String> {
+    let what = match (open, next) {
+        (Open::Fresh, _) => return None,
+        (_, Next::Train) => "resuming",
+        (_, Next::Evaluate) => "training has ended: evaluating",
+    };
+    Some(format!("{what} {} in {}", config.name, dir.display()))
 }
 
 /// `DIR/checkpoint/STEP.safetensors` and `DIR/checkpoint/STEP.optim.safetensors`.
@@ -131,18 +218,36 @@ fn checkpoint_files(dir: &Path, step: usize) -> (PathBuf, PathBuf) {
 }
 
 /// Writes a checkpoint as one unit: parameters and optimizer state under the step's names, then
-/// `state.json` (the commit), then `last.safetensors` and the removal of other steps' files.
+/// `state.json` (the commit), then `complete_commit`.
 pub fn save_checkpoint<S: Serialize>(
     dir: &Path,
     params: &Params,
     adam: &Adam,
     state: &TrainerState<S>,
 ) -> Result<()> {
-    let (weights, optim) = checkpoint_files(dir, state.step);
+    let step = state.step;
+    let (weights, optim) = checkpoint_files(dir, step);
     std::fs::create_dir_all(dir.join("checkpoint"))?;
     params.save(&weights)?;
+    crash_point("params", step);
     save_tensors(&adam.state_tensors(), &optim)?;
+    crash_point("optimizer", step);
     write_json(&dir.join("state.json"), state)?;
+    crash_point("state", step);
+    complete_commit(dir, step)
+}
+
+/// The part of a checkpoint after its commit: points `last.safetensors` at the committed step's
+/// parameters and removes the files of other steps. Idempotent, so that resuming a run killed
+/// half-way through it finishes it.
+fn complete_commit(dir: &Path, step: usize) -> Result<()> {
+    let (weights, optim) = checkpoint_files(dir, step);
+    if !weights.exists() {
+        bail!(
+            "{}: the checkpoint of step {step} named by state.json is missing",
+            weights.display()
+        );
+    }
     let last = dir.join("last.safetensors");
     let tmp = dir.join("last.safetensors.link");
     let _ = std::fs::remove_file(&tmp);
@@ -151,18 +256,23 @@ pub fn save_checkpoint<S: Serialize>(
         std::fs::copy(&weights, &tmp)?;
     }
     std::fs::rename(&tmp, &last)?;
+    crash_point("link", step);
     for entry in std::fs::read_dir(dir.join("checkpoint"))? {
         let path = entry?.path();
         if path != weights && path != optim {
             std::fs::remove_file(&path)?;
         }
     }
+    crash_point("cleanup", step);
     Ok(())
 }
 
-/// Loads the last checkpoint into `params` and `adam`, and cuts `log.jsonl` back to its step.
+/// Loads the last checkpoint into `params` and `adam`, then completes its commit (see
+/// `complete_commit`), writes `config` as the run's `config.toml` and cuts `log.jsonl` back to
+/// the checkpoint's step. Nothing is written when the checkpoint does not load.
 pub fn load_checkpoint<S: DeserializeOwned>(
     dir: &Path,
+    config: &Config,
     params: &Params,
     adam: &mut Adam,
 ) -> Result<TrainerState<S>> {
@@ -171,8 +281,38 @@ pub fn load_checkpoint<S: DeserializeOwned>(
     params.load(&weights)?;
     adam.load_state(&load_tensors(&optim)?)
         .context("resuming: optimizer state does not match the model")?;
+    complete_commit(dir, state.step)?;
+    write_config(dir, config)?;
     truncate_log(&dir.join("log.jsonl"), state.step)?;
     Ok(state)
+}
+
+/// Writes `summary.json`, the last file of a run: its presence marks the run finished.
+pub fn write_summary<T: Serialize>(dir: &Path, summary: &T, step: usize) -> Result<()> {
+    crash_point("evaluation", step);
+    write_json(&dir.join("summary.json"), summary)
+}
+
+/// The environment variable of the crash test's hook: `POINT:STEP`.
+pub const CRASH_AT: &str = "ATTEND_CRASH_AT";
+
+/// The exit status of a process stopped by [`crash_point`].
+pub const CRASH_EXIT: i32 = 86;
+
+/// The crash test's hook, for testing only: when the environment holds `ATTEND_CRASH_AT=POINT:STEP`
+/// the process exits at once, leaving the run directory as a kill at that moment would. The
+/// points, in the order a validation reaches them: `best` (after `best.safetensors`), `log`
+/// (after the `log.jsonl` line), `params`, `optimizer`, `state` (after each file of the
+/// checkpoint), `link` (after `last.safetensors`), `cleanup` (after other steps' files are
+/// removed), and `evaluation` (the final evaluation done but `summary.json` not yet written).
+pub fn crash_point(point: &str, step: usize) {
+    let Some(at) = std::env::var_os(CRASH_AT) else {
+        return;
+    };
+    if at.to_str() == Some(format!("{point}:{step}").as_str()) {
+        eprintln!("{CRASH_AT}: stopping at {point}:{step}");
+        std::process::exit(CRASH_EXIT);
+    }
 }
 
 /// Keeps the lines of `log.jsonl` up to and including `step`: a run killed after logging a

@@ -1,7 +1,8 @@
 //! The corpora an experiment trains, validates and tests on, as the config names them.
 
 use crate::config::{Config, CorpusName};
-use crate::data::corpus::{load_bundled, read_parallel, read_tsv, Corpus, Split};
+use crate::data::bundled::load_bundled;
+use crate::data::corpus::{read_parallel, read_tsv, Corpus, Split};
 use crate::data::reverse::ReverseConfig;
 use anyhow::{bail, Context, Result};
 

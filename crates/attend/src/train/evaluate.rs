@@ -3,7 +3,7 @@
 //! and dev BLEU over steps), `attention.png` (one test sentence's attention heat map), sample
 //! translations with the word alignment of the drawn one, and `summary.json`.
 
-use super::checkpoint::{write_json, TrainerState};
+use super::checkpoint::{write_summary, TrainerState};
 use super::trainer::{describe, Prepared};
 use crate::config::Config;
 use crate::data::tokenizer::Tokenizer;
@@ -129,6 +129,6 @@ pub fn evaluate(
         attention_picture,
         samples,
     };
-    write_json(&dir.join("summary.json"), &summary)?;
+    write_summary(dir, &summary, state.step)?;
     Ok(summary)
 }

@@ -14,7 +14,7 @@
 //! bit-identically. `train.max_minutes` counts the first run and every resume together. Test
 //! evaluation, pictures and summaries are the task's, after the loop.
 
-use super::checkpoint::{load_checkpoint, save_checkpoint, TrainerState};
+use super::checkpoint::{crash_point, load_checkpoint, save_checkpoint, TrainerState};
 use super::optimizer::{clip_grad_norm, Adam, AdamConfig};
 use super::progress::Progress;
 use super::schedule::Schedule;
@@ -105,6 +105,8 @@ pub trait Task {
 
 /// Trains `task` into `opts.out` (resuming its checkpoint with `opts.resume`) until
 /// `train.max_steps`, `train.max_minutes` or early stopping; returns the final trainer state.
+/// The caller has opened the directory ([`super::checkpoint::open_run`]), which refuses to resume
+/// a run whose training ended.
 pub fn train_loop<T: Task>(
     task: &T,
     config: &Config,
@@ -125,15 +127,7 @@ pub fn train_loop<T: Task>(
     );
     let mut state = TrainerState::new(t.lr, schedule);
     if opts.resume {
-        state = load_checkpoint(dir, params, &mut adam)?;
-        if state.stopped_early || state.step >= t.max_steps {
-            bail!(
-                "{}: the run already finished at step {}{}; raise train.max_steps (--set train.max_steps=N) to continue it",
-                dir.display(),
-                state.step,
-                if state.stopped_early { " (early stopping)" } else { "" }
-            );
-        }
+        state = load_checkpoint(dir, config, params, &mut adam)?;
         let best = state.best_score.map(|s| task.show_score(s));
         opts.progress.say(&format!(
             "resumed at step {} (epoch {}, best dev {})",
@@ -216,6 +210,7 @@ pub fn train_loop<T: Task>(
                 state.best_step = state.step;
                 state.bad_validations = 0;
                 params.save(&dir.join("best.safetensors"))?;
+                crash_point("best", state.step);
             } else {
                 state.bad_validations += 1;
             }
@@ -230,6 +225,7 @@ pub fn train_loop<T: Task>(
                 improved,
             };
             writeln!(log_file, "{}", task.log_line(&dev, &at)?)?;
+            crash_point("log", state.step);
             progress.say(&task.progress_line(&dev, &at));
             let patience_out = t.patience > 0 && state.bad_validations >= t.patience;
             if patience_out {

@@ -2,12 +2,14 @@
 //! Transformer. This file is the translation [`Task`] of the shared loop ([`train_loop`]):
 //! batches from the length-bucketing batcher, label-smoothed cross-entropy as the loss, and at
 //! each validation the dev loss per token and greedy dev BLEU (the score). After the loop,
-//! [`evaluate`] scores the best checkpoint on the test set.
+//! [`evaluate`] scores the best checkpoint on the test set; [`evaluate_run`] does only that, for
+//! a run whose training ended.
 
-use super::checkpoint::open_run;
+use super::checkpoint::{open_run, opening_line, read_state, Next, Open};
 use super::data::{load_corpora, Corpora};
 use super::evaluate::evaluate;
 pub use super::evaluate::{Sample, Summary};
+use super::progress::Progress;
 pub use super::run_loop::TrainOptions;
 use super::run_loop::{train_loop, Interval, Task};
 use super::schedule::{Mode, Plateau, Schedule};
@@ -108,15 +110,35 @@ pub fn prepare(
     })
 }
 
-/// Trains the model a config describes into `opts.out` and evaluates it on the test set.
+/// Trains the model a config describes into `opts.out` and evaluates it on the test set. With
+/// `opts.resume` it continues the run there: its training from the last checkpoint, or only its
+/// final evaluation when training ended but the evaluation was interrupted.
 pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
+    train_or_evaluate(config, opts, Open::resuming(opts.resume))
+}
+
+/// Evaluates the run in `dir`, whose training ended, on the test set again without training: its
+/// best checkpoint with `config`'s search settings. Rewrites the run's test outputs and
+/// `summary.json`, not its `config.toml`.
+pub fn evaluate_run(config: &Config, dir: &Path, progress: &dyn Progress) -> Result<Summary> {
+    let opts = TrainOptions {
+        out: dir.to_path_buf(),
+        resume: true,
+        progress,
+    };
+    train_or_evaluate(config, &opts, Open::Evaluate)
+}
+
+/// Opens the run directory as `open` asks, trains if the run needs it, and evaluates.
+fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result<Summary> {
     let dir = &opts.out;
     let mut say = |m: &str| opts.progress.say(m);
-    open_run(dir, config, opts.resume)?;
-    if opts.resume {
-        say(&format!("resuming {} from {}", config.name, dir.display()));
+    let next = open_run(dir, config, open)?;
+    if let Some(line) = opening_line(config, dir, open, next) {
+        say(&line);
     }
-    let prep = prepare(config, dir, opts.resume, &mut say)?;
+    let resume = open != Open::Fresh;
+    let prep = prepare(config, dir, resume, &mut say)?;
     let model = models::build(
         config,
         prep.vocabs.src.vocab_size(),
@@ -167,7 +189,10 @@ pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
         batcher,
         dev_batches,
     };
-    let state = train_loop(&task, config, schedule(config), opts)?;
+    let state = match next {
+        Next::Train => train_loop(&task, config, schedule(config), opts)?,
+        Next::Evaluate => read_state(dir)?,
+    };
     evaluate(
         config,
         dir,

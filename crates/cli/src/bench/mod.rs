@@ -11,6 +11,7 @@ pub mod attention;
 pub mod gemm;
 pub mod model_bench;
 pub mod seq2seq;
+mod torch_check;
 pub mod transformer;
 
 use std::time::Instant;

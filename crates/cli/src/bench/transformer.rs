@@ -28,17 +28,16 @@
 
 use super::current_rss_mb;
 use super::model_bench::{
-    common_fields, extend, greedy_fixed_length, prepare_process, run_decode, run_train,
-    ModelBenchError, Protocol,
+    common_fields, extend, prepare_process, run_decode, run_train, ModelBenchError, Protocol,
 };
+use super::torch_check::check_against_torch;
 use attend::config::{
     Activation, Config, ModelConfig, NormPlacement, PositionKind, TransformerConfig,
 };
 use attend::models::{build, Seq2Seq};
 use attend::train::checkpoint::load_model;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tensor::Rng;
 
 /// Rows of the sinusoidal table, as the peer's `pos_enc` buffer.
@@ -136,6 +135,8 @@ impl TransformerBench {
             scale_embeddings: true,
             shared_embeddings: false,
             tie_output: false,
+            final_norm: true,
+            source_eos: false,
             dropout: self.dropout as f32,
             attention_dropout: Some(self.dropout as f32),
         });
@@ -211,73 +212,6 @@ impl TransformerBench {
     }
 }
 
-/// The check batch of `transformer_bench.py --export-npz X.npz`, stored in `X.npz.json`.
-#[derive(Debug, Deserialize)]
-struct CheckFile {
-    check: CheckBatch,
-}
-
-#[derive(Debug, Deserialize)]
-struct CheckBatch {
-    /// Source ids, `[rows][S]`.
-    src: Vec<Vec<u32>>,
-    /// Torch's greedy output (EOS masked), `[rows][greedy_steps]`.
-    greedy: Vec<Vec<u32>>,
-    greedy_steps: usize,
-}
-
-/// Decodes the check batch of `path` with `model` and compares with torch's greedy ids: the
-/// fields `greedy_rows_identical_vs_torch`, `greedy_rows_vs_torch_total`,
-/// `greedy_token_agreement_vs_torch` (as `ct2_from_numpy.py`) and `check_file`.
-fn check_against_torch(
-    model: &dyn Seq2Seq,
-    src_vocab: usize,
-    path: &Path,
-) -> Result<Value, TransformerBenchError> {
-    let check_error = |reason: String| TransformerBenchError::Check {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| check_error(e.to_string()))?;
-    let c = serde_json::from_str::<CheckFile>(&text)
-        .map_err(|e| check_error(format!("not a transformer_bench.py export sidecar ({e})")))?
-        .check;
-    let rows = c.src.len();
-    let src_max = c.src.first().map_or(0, Vec::len);
-    if rows == 0 || src_max == 0 || c.src.iter().any(|r| r.len() != src_max) {
-        return Err(check_error(
-            "check.src must be a non-empty list of equally long, non-empty rows".into(),
-        ));
-    }
-    if c.greedy.len() != rows || c.greedy.iter().any(|r| r.len() != c.greedy_steps) {
-        return Err(check_error(format!(
-            "check.greedy must hold {rows} rows of greedy_steps = {} ids",
-            c.greedy_steps
-        )));
-    }
-    if let Some(id) = c.src.iter().flatten().find(|&&id| id as usize >= src_vocab) {
-        return Err(check_error(format!(
-            "source id {id} is outside the model's vocabulary of {src_vocab}"
-        )));
-    }
-    let src: Vec<u32> = c.src.concat();
-    let ours = greedy_fixed_length(model, &src, &vec![src_max; rows], src_max, c.greedy_steps);
-    let steps = c.greedy_steps.max(1);
-    let identical = ours
-        .chunks(steps)
-        .zip(&c.greedy)
-        .filter(|(a, b)| a == b)
-        .count();
-    let torch = c.greedy.concat();
-    let agree = ours.iter().zip(&torch).filter(|(a, b)| a == b).count();
-    Ok(json!({
-        "greedy_rows_identical_vs_torch": identical,
-        "greedy_rows_vs_torch_total": rows,
-        "greedy_token_agreement_vs_torch": agree as f64 / torch.len().max(1) as f64,
-        "check_file": path.display().to_string(),
-    }))
-}
-
 /// Runs the measurement(s) and returns one JSON object per mode with the peer's fields
 /// (`impl = "attend"`): decoding first (`bench = "transformer_decode_greedy"`, `decode_impl =
 /// "incremental"`), then training (`bench = "transformer_train"`).
@@ -324,7 +258,7 @@ pub fn bench_transformer(cfg: &TransformerBench) -> Result<Vec<Value>, Transform
 
 #[cfg(test)]
 mod tests {
-    use super::super::model_bench::{tiny_protocol, BenchMode};
+    use super::super::model_bench::{greedy_fixed_length, tiny_protocol, BenchMode};
     use super::*;
     use attend::data::tokenizer::EOS;
     use attend::models::transformer::Transformer;

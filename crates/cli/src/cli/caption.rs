@@ -2,7 +2,7 @@
 //! with `--plot`, per image `DIR/NAME.NN-WORD.png` (the attention of each word over the image) and
 //! `DIR/NAME.steps.png` (all words, one panel under the other).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use attend::caption::images::stack;
 use attend::caption::trainer::max_words;
 use attend::caption::{load_captioner, read_image, resize, AttentionOverlay, ImageRows};
@@ -21,23 +21,20 @@ pub struct CaptionArgs {
     /// Write attention overlays into this directory.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Beam size (default: the run's search.beam; 1 = greedy).
-    #[arg(long)]
+    /// Beam size, 1 (greedy) to 16 (default: the run's search.beam).
+    #[arg(long, value_parser = super::checks::beam())]
     beam: Option<usize>,
     /// Checkpoint to use: best or last.
-    #[arg(long, default_value = "best")]
+    #[arg(long, default_value = "best", value_parser = super::checks::CHECKPOINTS)]
     checkpoint: String,
-    /// Enlargement of the image in the pictures.
-    #[arg(long, default_value_t = 4)]
+    /// Enlargement of the image in the pictures, 1 to 64.
+    #[arg(long, default_value_t = 4, value_parser = super::checks::scale())]
     scale: u32,
 }
 
 pub fn run(a: CaptionArgs) -> Result<()> {
     let loaded = load_captioner(&a.model, &a.checkpoint)?;
     let beam = a.beam.unwrap_or(loaded.config.search.beam);
-    if beam == 0 {
-        bail!("--beam must be at least 1");
-    }
     let c = &loaded.config.caption;
     let originals = a
         .images

@@ -2,7 +2,8 @@
 //! decoder step of a greedy translation: each source token's score, the softmax weights as numbers
 //! and bars, the most attended tokens, and the word emitted.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use attend::data::normalize::normalize;
 use attend::show::explain::{explain, ScoreSource};
 use attend::show::explain_text;
 use attend::train::checkpoint::load_model;
@@ -19,22 +20,22 @@ pub struct ExplainArgs {
     /// Print the steps as JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Number of most attended source tokens named per step.
-    #[arg(long, default_value_t = 3)]
+    /// Number of most attended source tokens named per step (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = super::checks::at_least_one())]
     top: usize,
     /// Checkpoint to use: best or last.
-    #[arg(long, default_value = "best")]
+    #[arg(long, default_value = "best", value_parser = super::checks::CHECKPOINTS)]
     checkpoint: String,
 }
 
 pub fn run(a: ExplainArgs) -> Result<()> {
-    if a.top == 0 {
-        bail!("--top must be at least 1");
-    }
     let loaded = load_model(&a.model, &a.checkpoint)?;
-    let words = loaded.vocabs.src.encode(&a.sentence)?.len();
+    // The same text normalisation as `translate`, `serve` and training (an all-space sentence is
+    // empty and refused by `explain`).
+    let sentence = normalize(&a.sentence);
+    let words = loaded.vocabs.src.encode(&sentence)?.len();
     let max_len = loaded.config.max_output_len(words);
-    let ex = explain(&*loaded.model, &loaded.vocabs, &a.sentence, max_len)?;
+    let ex = explain(&*loaded.model, &loaded.vocabs, &sentence, max_len)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&ex)?);
         return Ok(());

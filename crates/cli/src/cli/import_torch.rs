@@ -12,10 +12,10 @@
 use anyhow::{bail, Context, Result};
 use attend::attention::position::sinusoidal_table;
 use attend::config::{
-    Activation, Config, CorpusName, ModelConfig, NormPlacement, PositionKind, SearchConfig,
-    TokenizerName, TransformerConfig,
+    Activation, Config, NormPlacement, PositionKind, SearchConfig, TransformerConfig,
 };
 use attend::data::tokenizer::{Tokenizer, Vocabs, SPECIAL_TOKENS, UNK};
+use attend::import::run_dir::imported_config;
 use attend::models::transformer::Transformer;
 use attend::models::Seq2Seq;
 use attend::nn::npz::load_npz;
@@ -172,14 +172,7 @@ fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 /// The `model.kind = "transformer"` config the sizes describe (dropout 0: an imported model is
 /// for inference).
 fn config_from(s: &Sizes) -> Result<Config> {
-    let mut c = Config::load(None, &[])?;
-    c.name = "imported-torch".into();
-    c.data.corpus = CorpusName::Imported;
-    c.data.tokenizer = TokenizerName::Word;
-    c.data.vocab_size = s.src_vocab.max(s.tgt_vocab);
-    c.data.joint_vocab = s.shared_embeddings;
-    c.data.max_len = s.max_positions.saturating_sub(1).max(1);
-    c.model = ModelConfig::Transformer(TransformerConfig {
+    let model = TransformerConfig {
         d_model: s.d_model,
         heads: s.heads,
         ff_size: s.ff_size,
@@ -196,9 +189,12 @@ fn config_from(s: &Sizes) -> Result<Config> {
         scale_embeddings: s.scale_embeddings,
         shared_embeddings: s.shared_embeddings,
         tie_output: s.tie_output,
+        final_norm: true,
+        source_eos: false,
         dropout: 0.0,
         attention_dropout: None,
-    });
+    };
+    let mut c = imported_config("imported-torch", s.src_vocab, s.tgt_vocab, model);
     if let Some(search) = &s.search {
         c.search = search.clone();
     }

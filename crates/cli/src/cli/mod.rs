@@ -1,11 +1,13 @@
 //! The `attend` command line: one file per command; this file parses and dispatches.
 //!
 //! Commands: `train`, `translate`, `score` (and more as they land: `explain`, `report`, `bench`,
-//! `import-torch`, `serve`, `caption`).
+//! `import` (`import-torch`), `serve`, `caption`).
 
 mod bench;
 mod caption;
+mod checks;
 mod explain;
+mod import;
 mod import_torch;
 mod progress;
 mod report;
@@ -14,7 +16,7 @@ mod serve;
 mod train;
 mod translate;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -24,8 +26,8 @@ use clap::{Parser, Subcommand};
     about = "Attention-based sequence-to-sequence learning: train, translate, and see the attention"
 )]
 struct Cli {
-    /// Threads for the kernels (default: all cores; also ATTEND_THREADS).
-    #[arg(long, global = true)]
+    /// Threads for the kernels, 1 to 1024 (default: all cores; also ATTEND_THREADS).
+    #[arg(long, global = true, value_parser = checks::threads())]
     threads: Option<usize>,
     /// Device for the engine: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
@@ -44,6 +46,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Caption(caption::CaptionArgs),
+    Import(import::ImportArgs),
     ImportTorch(import_torch::ImportTorchArgs),
 }
 
@@ -53,9 +56,6 @@ pub fn run() -> Result<()> {
     // Reuse freed tensor memory instead of returning it to the kernel after every step.
     attend::allocator::retain_freed_memory();
     if let Some(n) = cli.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         tensor::threads::set_threads(n);
     }
     cli.device.check()?;
@@ -77,6 +77,7 @@ fn run_command(command: Command) -> Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Caption(a) => caption::run(a),
+        Command::Import(a) => import::run(a),
         Command::ImportTorch(a) => import_torch::run(a),
     }
 }

@@ -4,7 +4,8 @@
 
 use crate::report::length::{length_study, parse_buckets, Translations, DEFAULT_BUCKETS};
 use anyhow::{bail, Context, Result};
-use attend::data::corpus::{load_bundled, read_tsv, Split};
+use attend::data::bundled::load_bundled;
+use attend::data::corpus::{read_tsv, Split};
 use attend::show::plots::save_png_svg;
 use attend::train::checkpoint::load_model;
 use attend::translate::translate_text;
@@ -40,11 +41,11 @@ struct LengthArgs {
     /// Source-length buckets in words: `lo-hi` holds lo < n ≤ hi, a last `lo-` everything above.
     #[arg(long, default_value = DEFAULT_BUCKETS)]
     buckets: String,
-    /// Beam size (default: each run's search.beam).
-    #[arg(long)]
+    /// Beam size, 1 (greedy) to 16 (default: each run's search.beam).
+    #[arg(long, value_parser = super::checks::beam())]
     beam: Option<usize>,
     /// Checkpoint to use: best or last.
-    #[arg(long, default_value = "best")]
+    #[arg(long, default_value = "best", value_parser = super::checks::CHECKPOINTS)]
     checkpoint: String,
     /// Output directory for length.md, length.png, length.svg.
     #[arg(long)]
@@ -65,9 +66,6 @@ fn length(a: LengthArgs) -> Result<()> {
             a.names.len(),
             a.models.len()
         );
-    }
-    if a.beam == Some(0) {
-        bail!("--beam must be at least 1");
     }
     let (pairs, data_label) = if Path::new(&a.data).is_file() {
         let name = Path::new(&a.data).file_name().map(|n| n.to_string_lossy());

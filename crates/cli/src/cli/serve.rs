@@ -1,4 +1,5 @@
-//! `attend serve --model DIR [--addr 127.0.0.1:8080] [--workers N] [--max-chars N] [--queue N]`:
+//! `attend serve --model DIR [--addr 127.0.0.1:8080] [--workers N] [--max-chars N] [--queue N]
+//! [--max-connections N] [--idle-timeout S] [--header-timeout S] [--body-timeout S] [--grace S]`:
 //! the HTTP API and the attention page (see [`crate::serve`]).
 
 use crate::serve::limits::Limits;
@@ -35,7 +36,21 @@ pub struct ServeArgs {
     /// Most sentences a worker decodes together (waiting requests are merged up to this).
     #[arg(long, default_value_t = Limits::default().max_batch)]
     max_batch: usize,
-    /// On SIGINT/SIGTERM, seconds to wait for the requests in flight before closing them.
+    /// Most connections open at once; beyond it the one idle the longest is closed, and when
+    /// every one is busy with a request a new one gets 503.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may wait without sending a request before it is closed.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
+    idle_timeout: u64,
+    /// Seconds a request's headers may take from their first byte; then the connection is closed.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout: u64,
+    /// Seconds a request's body may take after its headers; then it gets 408.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout: u64,
+    /// On SIGINT/SIGTERM, seconds the requests in flight get to finish; then the server answers
+    /// 503 to the ones left (queued or being decoded) and exits.
     #[arg(long, default_value_t = 30.0)]
     grace: f64,
 }
@@ -53,6 +68,10 @@ pub fn run(a: ServeArgs) -> Result<()> {
             max_texts: a.max_texts,
             queue: a.queue,
             max_batch: a.max_batch,
+            max_connections: a.max_connections,
+            idle_timeout: Duration::from_secs(a.idle_timeout),
+            header_timeout: Duration::from_secs(a.header_timeout),
+            body_timeout: Duration::from_secs(a.body_timeout),
             ..Limits::default()
         },
         grace: Duration::from_secs_f64(a.grace),

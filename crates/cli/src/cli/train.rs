@@ -1,12 +1,16 @@
-//! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume]`
+//! `attend train [CONFIG.toml] [--out DIR] [--set key=value]… [--resume | --evaluate]`
+//!
+//! `--resume` continues an interrupted run: its training, or its final evaluation when it was
+//! killed during that. `--evaluate` evaluates a run whose training ended again, without training.
 
 use super::progress::Bar;
 use anyhow::Result;
+use attend::caption::trainer::evaluate_captioner_run;
 use attend::caption::{train_captioner, CaptionSummary};
 use attend::config::{Config, ModelKind};
 use attend::show::alignment::alignment_text;
 use attend::train::progress::Quiet;
-use attend::train::trainer::{train, Summary, TrainOptions};
+use attend::train::trainer::{evaluate_run, train, Summary, TrainOptions};
 use std::path::{Path, PathBuf};
 
 /// Train a model (with no CONFIG: English→French, bi-GRU + additive attention, bundled data).
@@ -20,17 +24,21 @@ pub struct TrainArgs {
     /// Override a config key, e.g. --set train.max_steps=500 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Continue the interrupted run in --out.
+    /// Continue the interrupted run in --out (its training, or its interrupted final evaluation).
     #[arg(long)]
     resume: bool,
+    /// Evaluate the run in --out, whose training ended, on the test set again without training;
+    /// --set search.… applies to this evaluation only (config.toml is not rewritten).
+    #[arg(long, conflicts_with = "resume")]
+    evaluate: bool,
     /// No progress output.
     #[arg(long)]
     quiet: bool,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let cfg = match (&a.config, a.resume, &a.out) {
-        // Resuming reads the run's own config.
+    let cfg = match (&a.config, a.resume || a.evaluate, &a.out) {
+        // Resuming and evaluating read the run's own config.
         (None, true, Some(dir)) => Config::load(Some(&dir.join("config.toml")), &a.sets)?,
         _ => Config::load(a.config.as_deref(), &a.sets)?,
     };
@@ -44,11 +52,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         progress: if a.quiet { &Quiet } else { &bar },
     };
     if cfg.model.kind() == ModelKind::Captioner {
-        let s = train_captioner(&cfg, &opts)?;
+        let s = if a.evaluate {
+            evaluate_captioner_run(&cfg, &out, opts.progress)?
+        } else {
+            train_captioner(&cfg, &opts)?
+        };
         print_caption_summary(&s, &out);
         return Ok(());
     }
-    let summary = train(&cfg, &opts)?;
+    let summary = if a.evaluate {
+        evaluate_run(&cfg, &out, opts.progress)?
+    } else {
+        train(&cfg, &opts)?
+    };
     print_summary(&summary, &out);
     Ok(())
 }

@@ -1,12 +1,21 @@
-//! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]`: stdin lines →
-//! stdout translations; with `--plot`, the attention of every line as pictures.
+//! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]
+//! [--max-input-tokens N]`: stdin lines → stdout translations, one output line per input line;
+//! with `--plot`, the attention of every line as pictures.
+//!
+//! Each text line is normalised first ([`normalize`]: whitespace runs collapsed, ends trimmed), so
+//! `1  2   3 ` translates as `1 2 3`, and an empty or all-space line gives an empty output line.
+//! A line longer than `--max-input-tokens` is not translated: its output line is left empty (the
+//! output stays line-aligned with the input), stderr names it, and the command exits with an error
+//! once every other line is written.
 
 use anyhow::{bail, Context, Result};
 use attend::config::{AttentionScore, ModelConfig};
+use attend::data::normalize::normalize;
+use attend::models::Seq2Seq;
 use attend::search::Hypothesis;
 use attend::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
 use attend::train::checkpoint::{load_model, LoadedModel};
-use attend::translate::{check_sources, translate_ids};
+use attend::translate::{max_source_tokens, translate_ids};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,17 +25,22 @@ pub struct TranslateArgs {
     /// Run directory written by `attend train`.
     #[arg(long)]
     model: PathBuf,
-    /// Beam size (default: the run's search.beam; 1 = greedy).
-    #[arg(long)]
+    /// Beam size, 1 (greedy) to 16 (default: the run's search.beam).
+    #[arg(long, value_parser = super::checks::beam())]
     beam: Option<usize>,
-    /// Length-penalty exponent (default: the run's search.alpha).
-    #[arg(long)]
+    /// Length-penalty exponent, 0 to 10 (default: the run's search.alpha).
+    #[arg(long, value_parser = super::checks::alpha)]
     alpha: Option<f32>,
+    /// Longest input line, in source tokens (default: what the model reads, a Transformer's
+    /// positional table or 1024 tokens for an RNN). A longer line gets an empty output line and
+    /// an error on stderr, and the command exits non-zero after translating the others.
+    #[arg(long, value_name = "N", value_parser = super::checks::at_least_one())]
+    max_input_tokens: Option<usize>,
     /// Read and write space-separated token ids instead of text.
     #[arg(long)]
     ids: bool,
     /// Checkpoint to use: best or last.
-    #[arg(long, default_value = "best")]
+    #[arg(long, default_value = "best", value_parser = super::checks::CHECKPOINTS)]
     checkpoint: String,
     /// Write a heat map of each line's attention into DIR (line-N.png/.svg, N from 1); for a
     /// Transformer also every layer and head, and grids, under DIR/line-N/.
@@ -37,9 +51,7 @@ pub struct TranslateArgs {
 pub fn run(a: TranslateArgs) -> Result<()> {
     let loaded = load_model(&a.model, &a.checkpoint)?;
     let beam = a.beam.unwrap_or(loaded.config.search.beam);
-    if beam == 0 {
-        bail!("--beam must be at least 1");
-    }
+    let limit = input_limit(a.max_input_tokens, &*loaded.model)?;
     let alpha = a.alpha.unwrap_or(loaded.config.search.alpha);
     let no_attention = matches!(
         &loaded.config.model,
@@ -52,22 +64,28 @@ pub fn run(a: TranslateArgs) -> Result<()> {
         .lock()
         .lines()
         .enumerate()
-        .map(|(i, l)| l.with_context(|| format!("stdin line {}: not valid UTF-8 text", i + 1)))
+        .map(|(i, l)| {
+            let l = l.with_context(|| format!("stdin line {}: not valid UTF-8 text", i + 1))?;
+            Ok(if a.ids { l } else { normalize(&l) })
+        })
         .collect::<Result<_>>()?;
-    let src = if a.ids {
-        let v = loaded.vocabs.src.vocab_size() as u32;
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| parse_ids(l, v).with_context(|| format!("stdin line {}", i + 1)))
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        lines
-            .iter()
-            .map(|l| loaded.vocabs.src.encode(l))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    check_sources(&*loaded.model, &src)?;
+    let mut too_long = Vec::new();
+    let mut src = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let ids = source_ids(line, a.ids, limit, &loaded)
+            .with_context(|| format!("stdin line {}", i + 1))?;
+        match ids {
+            Some(ids) => src.push(ids),
+            None => {
+                eprintln!(
+                    "line {}: more than --max-input-tokens = {limit} source tokens; not translated, its output line is left empty",
+                    i + 1
+                );
+                too_long.push(i + 1);
+                src.push(Vec::new());
+            }
+        }
+    }
     let hyps = translate_ids(&*loaded.model, &src, &loaded.config, beam, alpha);
     let mut out = std::io::stdout().lock();
     for h in &hyps {
@@ -81,7 +99,50 @@ pub fn run(a: TranslateArgs) -> Result<()> {
     if let Some(dir) = &a.plot {
         plot(dir, &loaded, &lines, &src, &hyps)?;
     }
+    if !too_long.is_empty() {
+        let shown: Vec<String> = too_long.iter().take(10).map(|n| n.to_string()).collect();
+        bail!(
+            "{} of {} lines had more than --max-input-tokens = {limit} source tokens and were left untranslated (empty output lines): line {}{}; split them, or raise --max-input-tokens",
+            too_long.len(),
+            lines.len(),
+            shown.join(", "),
+            if too_long.len() > shown.len() { ", …" } else { "" }
+        );
+    }
     Ok(())
+}
+
+/// The input bound: `--max-input-tokens`, else the model's own limit. A Transformer cannot read
+/// past its positional table, so a larger flag is refused for it.
+fn input_limit(flag: Option<usize>, model: &dyn Seq2Seq) -> Result<usize> {
+    let most = max_source_tokens(model);
+    match flag {
+        None => Ok(most),
+        Some(n) if n > most && model.as_transformer().is_some() => bail!(
+            "--max-input-tokens = {n}: this Transformer reads at most {most} source tokens (model.transformer.max_positions); give at most {most}"
+        ),
+        Some(n) => Ok(n),
+    }
+}
+
+/// The source ids of one (normalised) line, or `None` when it has more than `limit` tokens. Every
+/// space-separated word is at least one token, so a line with more than `limit` words is refused
+/// before the tokenizer spends memory on it.
+fn source_ids(
+    line: &str,
+    ids: bool,
+    limit: usize,
+    loaded: &LoadedModel,
+) -> Result<Option<Vec<u32>>> {
+    if line.split_whitespace().nth(limit).is_some() {
+        return Ok(None);
+    }
+    let src = if ids {
+        parse_ids(line, loaded.vocabs.src.vocab_size() as u32)?
+    } else {
+        loaded.vocabs.src.encode(line)?
+    };
+    Ok((src.len() <= limit).then_some(src))
 }
 
 /// Writes the pictures of `--plot DIR` and names the directory on stderr.
@@ -105,8 +166,9 @@ fn plot(
         if let Some(t) = transformer {
             let tgt_in = teacher_forced_input(h);
             let maps = t.attention_maps(ids, &[ids.len()], ids.len(), &tgt_in, tgt_in.len())?;
+            let read = t.encoder_input(ids);
             files +=
-                plot_transformer_layers(dir, i + 1, &loaded.vocabs, line, ids, h, &maps)?.len();
+                plot_transformer_layers(dir, i + 1, &loaded.vocabs, line, &read, h, &maps)?.len();
         }
     }
     eprintln!("wrote {files} pictures to {}", dir.display());

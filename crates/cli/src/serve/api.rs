@@ -18,7 +18,8 @@
 //! `[layers][heads][target_tokens][source_tokens]` (what the page's layer/head switch shows).
 
 use super::limits::Limits;
-use attend::config::{Config, DataConfig, ModelConfig};
+use attend::config::{Config, DataConfig, ModelConfig, ALPHA_RANGE};
+use attend::data::normalize::normalize;
 use attend::data::tokenizer::Vocabs;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +42,8 @@ struct RawRequest {
 /// A checked `POST /translate` request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranslateRequest {
-    /// The texts to translate (one for `"text"`).
+    /// The texts to translate (one for `"text"`), normalised as every input to attend
+    /// ([`normalize`]); an all-space text is empty and translates to `""`.
     pub texts: Vec<String>,
     /// Whether the request used `"text"` (answer: one Translation) rather than `"texts"`.
     pub single: bool,
@@ -104,14 +106,16 @@ impl TranslateRequest {
             }
         }
         if let Some(a) = raw.alpha {
-            if !(0.0..=10.0).contains(&a) {
+            if !ALPHA_RANGE.contains(&a) {
                 return Err(ApiError::bad_request(format!(
-                    "\"alpha\" is {a}; it must be between 0 and 10"
+                    "\"alpha\" is {a}; it must be between {} and {}",
+                    ALPHA_RANGE.start(),
+                    ALPHA_RANGE.end()
                 )));
             }
         }
         Ok(TranslateRequest {
-            texts,
+            texts: texts.iter().map(|t| normalize(t)).collect(),
             single,
             beam: raw.beam,
             alpha: raw.alpha,

@@ -2,40 +2,48 @@
 //!
 //! ```text
 //! GET  /           the page (self-contained HTML: text box, translation, attention heat map)
-//! GET  /health     {"status": "ok", "workers": N, "queued": q, "in_flight": r}
+//! GET  /health     {"status": "ok", "workers": N, "queued": q, "in_flight": r, "connections": c}
 //! GET  /model      ModelInfo: kind, sizes, languages, BLEU from summary.json
 //! POST /translate  {"text": ".."} or {"texts": [..]}, optional "beam", "alpha" → see [`api`]
 //! ```
 //! The HTTP side runs on tokio and only parses, queues and waits; decoding runs on dedicated
 //! worker threads, each with its own copy of the model ([`worker`]), so CPU work never holds up
 //! the accept loop. Limits ([`limits`]) turn overload into 413/503 answers instead of memory or
-//! latency; shutdown (SIGINT/SIGTERM) stops accepting, finishes the requests in flight, then stops
-//! the workers.
+//! latency; the accept loop ([`connections`]) bounds the connections open and closes the ones
+//! that send nothing in time; shutdown (SIGINT/SIGTERM, [`shutdown`]) stops accepting, finishes the
+//! requests in flight within `--grace`, then stops whatever is left.
 //!
 //! Scale-out: the server keeps no state between requests, so several `attend serve` processes can
 //! stand behind any load balancer.
 
 pub mod api;
+pub mod connections;
 pub mod limits;
 pub mod queue;
+pub mod shutdown;
 pub mod worker;
+
+pub use shutdown::shutdown_signal;
 
 use api::{ApiError, ModelInfo, TranslateRequest, Translations};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use connections::Open;
 use limits::Limits;
 use queue::Job;
-use std::future::{Future, IntoFuture};
+use shutdown::Stage;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 use worker::WorkerPool;
 
 /// The page served at `/`: one HTML file with its script and style inside (no network needed).
@@ -61,6 +69,9 @@ struct AppState {
     limits: Limits,
     /// Requests queued or being decoded.
     in_flight: AtomicUsize,
+    stage: watch::Sender<Stage>,
+    /// The connections open.
+    open: Arc<Open>,
 }
 
 /// A loaded translation service, ready to serve on a listener.
@@ -87,6 +98,8 @@ impl Service {
                 pool,
                 limits: opts.limits.clone(),
                 in_flight: AtomicUsize::new(0),
+                stage: watch::Sender::new(Stage::Serving),
+                open: Open::new(opts.limits.max_connections),
             }),
         })
     }
@@ -110,7 +123,8 @@ impl Service {
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting, finishes the
-    /// requests in flight (for at most `grace`) and stops the workers once their queue is done.
+    /// requests in flight (for at most `grace`; see [`shutdown`]) and returns. An error of the
+    /// listener itself also ends serving, after the same shutdown.
     pub async fn serve<F>(
         self,
         listener: tokio::net::TcpListener,
@@ -120,46 +134,19 @@ impl Service {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (signalled, mut heard) = tokio::sync::watch::channel(false);
-        let server = axum::serve(listener, self.router()).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signalled.send(true);
-        });
-        let deadline = async move {
-            let _ = heard.wait_for(|&s| s).await;
-            tokio::time::sleep(grace).await;
-        };
-        tokio::select! {
-            served = server.into_future() => served?,
-            _ = deadline => eprintln!(
-                "attend serve: requests still open {grace:?} after the shutdown signal; closing them"
-            ),
-        }
-        let state = self.state;
-        tokio::task::spawn_blocking(move || state.pool.shutdown())
-            .await
-            .map_err(std::io::Error::other)
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
+        let mut connections = JoinSet::new();
+        let accepted = connections::accept(
+            listener,
+            shutdown,
+            &self.state.open,
+            &mut connections,
+            &self.router(),
+            &self.state.limits,
+            &self.state.stage.subscribe(),
+        )
+        .await;
+        shutdown::drain(&self.state, connections, grace).await;
+        accepted
     }
 }
 
@@ -173,6 +160,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "workers": s.pool.workers(),
         "queued": s.pool.queued(),
         "in_flight": s.in_flight.load(Ordering::SeqCst),
+        "connections": s.open.count(),
     }))
 }
 
@@ -196,11 +184,32 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn translate(
-    State(s): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| {
+/// `POST /translate`; once the shutdown grace is over ([`Stage::Stopped`]) it answers 503 at once,
+/// whatever it was waiting for.
+async fn translate(State(s): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
+    let mut stage = s.stage.subscribe();
+    tokio::select! {
+        answer = answer(&s, req) => answer,
+        _ = stage.wait_for(|&st| st == Stage::Stopped) => Err(ApiError::unavailable(
+            "the server stopped before answering: its shutdown grace period is over",
+        )),
+    }
+}
+
+/// Reads the body (for at most `--body-timeout`: 408 after it), queues the job and waits for it.
+async fn answer(s: &AppState, req: Request) -> Result<Response, ApiError> {
+    let read = tokio::time::timeout(s.limits.body_timeout, Bytes::from_request(req, &())).await;
+    let Ok(body) = read else {
+        return Err(ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request body did not arrive within {:?} (--body-timeout)",
+                s.limits.body_timeout
+            ),
+            retry_after: None,
+        });
+    };
+    let body = body.map_err(|r: BytesRejection| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!(
                 "the request body is over {} bytes (--max-chars × --max-texts)",
@@ -216,7 +225,7 @@ async fn translate(
     let req = TranslateRequest::parse(&body, &s.limits)?;
     let _counted = InFlight::enter(&s.in_flight);
     let info = &s.pool.info;
-    let (reply, answer) = oneshot::channel();
+    let (reply, answered) = oneshot::channel();
     s.pool.submit(Job {
         texts: req.texts,
         beam: req.beam.unwrap_or(info.beam).max(1),
@@ -224,7 +233,7 @@ async fn translate(
         layers: req.layers,
         reply,
     })?;
-    let mut out = answer
+    let mut out = answered
         .await
         .map_err(|_| ApiError::internal("the worker stopped before answering"))??;
     Ok(if req.single {

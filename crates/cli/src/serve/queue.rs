@@ -119,6 +119,11 @@ impl JobQueue {
         self.ready.notify_all();
     }
 
+    /// Takes every waiting job out of the queue (those that will never start).
+    pub fn take_all(&self) -> Vec<Job> {
+        self.lock().jobs.drain(..).collect()
+    }
+
     /// Jobs waiting.
     pub fn len(&self) -> usize {
         self.lock().jobs.len()
@@ -214,6 +219,14 @@ mod tests {
         assert_eq!(q.submit(b).err().unwrap().0, SubmitError::Closed);
         assert_eq!(q.next_batch(8).map(|b| b.len()), Some(1));
         assert!(q.next_batch(8).is_none());
+        // Closed with jobs waiting: taking them all leaves the workers nothing to start.
+        let q1 = JobQueue::new(4);
+        for _ in 0..3 {
+            q1.submit(job(2, 1).0).ok().unwrap();
+        }
+        q1.close();
+        assert_eq!(q1.take_all().len(), 3);
+        assert!(q1.next_batch(8).is_none());
         // A worker blocked on an empty queue is woken by close.
         let q2 = Arc::new(JobQueue::new(4));
         let waiter = {

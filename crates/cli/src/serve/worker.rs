@@ -32,8 +32,9 @@ use attend::train::checkpoint::load_model;
 use attend::translate::{check_sources, translate_ids};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use tokio::sync::watch;
 
 /// A worker's own copy of a run: config, tokenizers, network.
 struct WorkerModel {
@@ -98,7 +99,8 @@ pub type Layers = Vec<Vec<Vec<Vec<f32>>>>;
 /// The worker threads and their queue.
 pub struct WorkerPool {
     queue: Arc<JobQueue>,
-    handles: Mutex<Vec<JoinHandle<()>>>,
+    /// Worker threads still running.
+    alive: Arc<watch::Sender<usize>>,
     workers: usize,
     /// What the first worker found in the run directory.
     pub info: ModelInfo,
@@ -115,9 +117,11 @@ impl WorkerPool {
         max_batch: usize,
     ) -> Result<WorkerPool> {
         let queue = Arc::new(JobQueue::new(queue_capacity));
+        let alive = Arc::new(watch::Sender::new(workers));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<ModelInfo>>();
         let mut handles = Vec::with_capacity(workers);
         for k in 0..workers {
+            let running = Alive(Arc::clone(&alive));
             let (jobs, ready, dir, checkpoint) = (
                 Arc::clone(&queue),
                 ready_tx.clone(),
@@ -127,6 +131,7 @@ impl WorkerPool {
             let spawned = std::thread::Builder::new()
                 .name(format!("attend-worker-{k}"))
                 .spawn(move || {
+                    let _running = running;
                     let loaded = match WorkerModel::load(&dir, &checkpoint) {
                         Ok(m) => m,
                         Err(e) => {
@@ -173,9 +178,11 @@ impl WorkerPool {
             }
         }
         let info = info.context("--workers must be at least 1")?;
+        // The threads are not joined: at a hard stop a busy one is left to finish with the process.
+        drop(handles);
         Ok(WorkerPool {
             queue,
-            handles: Mutex::new(handles),
+            alive,
             workers,
             info,
         })
@@ -201,16 +208,45 @@ impl WorkerPool {
         self.workers
     }
 
-    /// Refuses new jobs, lets the workers finish every queued one, and joins them.
-    pub fn shutdown(&self) {
-        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
-        stop(&self.queue, &mut handles);
+    /// Refuses new jobs; the workers finish the queued ones, then return.
+    pub fn close(&self) {
+        self.queue.close();
+    }
+
+    /// Answers 503 to every job still waiting (it will never start) and returns how many there were.
+    pub fn abandon(&self) -> usize {
+        let jobs = self.queue.take_all();
+        let n = jobs.len();
+        for job in jobs {
+            let _ = job.reply.send(Err(ApiError::unavailable(
+                "the server stopped before starting this request",
+            )));
+        }
+        n
+    }
+
+    /// Completes once every worker thread has returned (after [`close`](Self::close), when the
+    /// queue is empty and the last batch decoded).
+    pub async fn finished(&self) {
+        let mut alive = self.alive.subscribe();
+        let _ = alive.wait_for(|&n| n == 0).await;
     }
 }
 
 impl Drop for WorkerPool {
+    /// Nobody is left to wait for the queued jobs: the workers stop after their current batch.
     fn drop(&mut self) {
-        self.shutdown();
+        self.close();
+        self.abandon();
+    }
+}
+
+/// Counts its worker thread as running until the thread returns (or unwinds).
+struct Alive(Arc<watch::Sender<usize>>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
     }
 }
 

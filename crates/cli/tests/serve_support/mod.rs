@@ -274,3 +274,94 @@ pub fn assert_same(got: &serde_json::Value, want: &Translation) {
         }
     }
 }
+
+/// `attend serve` as a child process on a free loopback port.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Binary {
+    /// Starts `attend serve --addr 127.0.0.1:0 --model DIR ARGS…` and waits for its address. With
+    /// `max_files`, the process may hold at most that many file descriptors (`RLIMIT_NOFILE`).
+    pub fn start(model: &Path, args: &[&str], max_files: Option<u64>) -> Binary {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_attend"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(n) = max_files {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // Safety: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("attend serve starts");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .split("listening on http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_string();
+        Binary {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`, then kills it and fails) for the process to
+    /// exit; returns its status and how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let t0 = std::time::Instant::now();
+        // Safety: a plain kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s, t0.elapsed());
+            }
+            if t0.elapsed() > limit {
+                self.child.kill().unwrap();
+                panic!("attend serve did not stop within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What the process wrote to stderr after its first line (read to its end: call after exit).
+    pub fn rest_of_stderr(&mut self) -> String {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.stderr, &mut rest).unwrap();
+        rest
+    }
+}
+
+impl Drop for Binary {
+    /// A failed test does not leave its server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

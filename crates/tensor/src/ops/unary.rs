@@ -1,5 +1,5 @@
-//! Element-wise functions: exp, log, tanh, sigmoid, relu, gelu, sqrt, square (and the in-place
-//! forwards of relu and gelu, for fused callers).
+//! Element-wise functions: exp, log, tanh, sigmoid, relu, gelu, silu, sqrt, square (and the
+//! in-place forwards of relu, gelu and silu, for fused callers).
 //!
 //! exp, tanh and sigmoid run the vectorized kernels of [`crate::kernels::math`] (≤ 3 ulp).
 //!
@@ -38,6 +38,17 @@ pub fn relu(x: f32) -> f32 {
     x.max(0.0)
 }
 
+/// SiLU, also called swish (Marian's and OPUS-MT's feed-forward activation): `x · σ(x)`.
+pub fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
+}
+
+/// `d silu / dx = σ(x) · (1 + x · (1 − σ(x)))`.
+pub fn silu_grad(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
+}
+
 /// `x ← relu(x)` element-wise (for fused callers: the values of [`Var::relu`]).
 pub fn relu_inplace(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = relu(*x));
@@ -46,6 +57,11 @@ pub fn relu_inplace(xs: &mut [f32]) {
 /// `x ← gelu(x)` element-wise (for fused callers: the values of [`Var::gelu`]).
 pub fn gelu_inplace(xs: &mut [f32]) {
     xs.iter_mut().for_each(|x| *x = gelu(*x));
+}
+
+/// `x ← silu(x)` element-wise (for fused callers: the values of [`Var::silu`]).
+pub fn silu_inplace(xs: &mut [f32]) {
+    xs.iter_mut().for_each(|x| *x = silu(*x));
 }
 
 fn unary(x: &Var, f: impl Fn(f32) -> f32 + Sync, backward: crate::var::BackwardFn) -> Var {
@@ -119,6 +135,11 @@ impl Var {
     /// GELU (exact, erf form).
     pub fn gelu(&self) -> Var {
         unary(self, gelu, Box::new(|g, _, p| from_input(g, p, gelu_grad)))
+    }
+
+    /// SiLU (swish): `x · σ(x)`.
+    pub fn silu(&self) -> Var {
+        unary(self, silu, Box::new(|g, _, p| from_input(g, p, silu_grad)))
     }
 
     pub fn sqrt(&self) -> Var {

@@ -8,7 +8,7 @@
 //!         per layer l: self-attention over cache_l ∪ {x}   (keys/values written in place)
 //!                      cache_l: [rows, capacity ≥ t+1, d]
 //!                      cross-attention over (K_l, V_l), source padding masked
-//!         logits = out_proj(decoder.norm(x))                                           [rows, V]
+//!         logits = out_proj(decoder.norm(x))      (decoder.norm where the model has one)  [rows, V]
 //! ```
 //! Step by step this equals the teacher-forced pass with its causal mask (tested against a decoder
 //! that recomputes the prefix). `select` reorders every cache, memory and mask row for beam search.
@@ -70,13 +70,10 @@ impl<'a> TransformerDecoding<'a> {
             x = out.x; // [rows, 1, d]
             cross = out.cross_weights; // [rows, H, 1, S]
         }
-        let h = model
-            .decoder_norm
-            .forward(&x)
-            .reshape(&[rows, model.spec.d_model]);
+        let h = x.reshape(&[rows, model.spec.d_model]);
         let cross = cross
             .ok_or_else(|| TransformerError::Input("a decoder needs at least one layer".into()))?;
-        Ok((model.out_proj.forward(&h), cross)) // [rows, V]
+        Ok((model.output(h), cross)) // [rows, V]
     }
 }
 

@@ -48,6 +48,9 @@ impl InputEmbedding {
             PositionKind::Sinusoidal => {
                 Positions::Sinusoidal(SinusoidalPositions::new(spec.max_positions, d))
             }
+            PositionKind::SinusoidalHalves => {
+                Positions::Sinusoidal(SinusoidalPositions::halves(spec.max_positions, d))
+            }
             PositionKind::Learned => Positions::Learned(LearnedPositions::new(
                 params,
                 "pos_emb",

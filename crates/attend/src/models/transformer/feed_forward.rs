@@ -2,7 +2,7 @@
 //! `torch.nn.TransformerEncoderLayer`'s parameter names.
 //!
 //! ```text
-//! FF(x) = linear2(dropout(act(linear1(x))))      act = relu | gelu (erf form)
+//! FF(x) = linear2(dropout(act(linear1(x))))      act = relu | gelu (erf form) | swish (x·σ(x))
 //! x [B, L, d] → hidden [B, L, ff] → [B, L, d]
 //! ```
 //!
@@ -15,7 +15,7 @@
 
 use crate::nn::{Dropout, Linear, Params};
 use tensor::kernels::feed_forward::feed_forward;
-use tensor::ops::unary::{gelu_inplace, relu_inplace};
+use tensor::ops::unary::{gelu_inplace, relu_inplace, silu_inplace};
 use tensor::{Rng, Tensor, Var};
 
 /// The feed-forward activation (`model.transformer.activation`).
@@ -53,6 +53,7 @@ impl FeedForward {
         let h = match self.activation {
             Activation::Relu => h.relu(),
             Activation::Gelu => h.gelu(),
+            Activation::Swish => h.silu(),
         };
         self.linear2.forward(&self.dropout.forward(&h, rng)) // [B, L, d]
     }
@@ -80,6 +81,7 @@ impl FeedForward {
         let f = match self.activation {
             Activation::Relu => relu_inplace,
             Activation::Gelu => gelu_inplace,
+            Activation::Swish => silu_inplace,
         };
         let y = feed_forward(
             x.data(),
@@ -124,10 +126,10 @@ mod tests {
     use super::*;
 
     /// A decoding step at a few rows runs the fused kernel; it must give the composed ops' values,
-    /// for both activations.
+    /// for every activation.
     #[test]
     fn the_transposed_feed_forward_equals_the_composed_ops() {
-        for activation in [Activation::Relu, Activation::Gelu] {
+        for activation in [Activation::Relu, Activation::Gelu, Activation::Swish] {
             let mut rng = Rng::new(5);
             let dropout = Dropout::new(0.1).unwrap();
             let ff = FeedForward::new(

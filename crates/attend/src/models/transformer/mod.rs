@@ -11,6 +11,12 @@
 //! pe[p, 2i] = sin(p / 10000^(2i/d)),  pe[p, 2i+1] = cos(p / 10000^(2i/d)),  p from 0   (or learned)
 //! ```
 //!
+//! Marian's Transformer (OPUS-MT, Hugging Face `MarianMTModel`) is the same network with other
+//! choices, each a key of `[model.transformer]`: post-norm layers and no final `encoder.norm` /
+//! `decoder.norm` (`final_norm = false`), the swish activation, sines-then-cosines positions
+//! (`positions = "sinusoidal-halves"`), `</s>` appended to every source (`source_eos`), and the
+//! output bias `final_logits_bias` as `out_proj.bias` beside a tied output matrix.
+//!
 //! One file per part: the input layer in [`embedding`], the layers in [`encoder_layer`] and
 //! [`decoder_layer`] (pre- or post-norm [`residual`] connections, a [`feed_forward`] block;
 //! `nn.Transformer` always adds the final `encoder.norm` and `decoder.norm`), the sizes in [`spec`],
@@ -45,6 +51,7 @@ use crate::attention::mask::padding_mask;
 use crate::attention::AttentionError;
 use crate::config::Config;
 use crate::data::batcher::Batch;
+use crate::data::tokenizer::{EOS, PAD};
 use crate::nn::dropout::DropoutError;
 use crate::nn::embedding::EmbeddingError;
 use crate::nn::{LayerNorm, Linear, Params};
@@ -94,6 +101,8 @@ pub struct Encoded {
     pub memory: Var,
     /// Source padding mask `[B, S]`, 1 = pad.
     pub padding: Tensor,
+    /// Real source lengths as the encoder read them (`</s>` included where `source_eos`).
+    pub src_len: Vec<usize>,
     /// Self-attention weights `[B, H, S, S]`, one per layer (none where they were not wanted).
     pub weights: Vec<Var>,
 }
@@ -113,9 +122,11 @@ pub struct Transformer {
     spec: TransformerSpec,
     embedding: InputEmbedding,
     encoder: Vec<EncoderLayer>,
-    encoder_norm: LayerNorm,
+    /// `None` where `final_norm = false`.
+    encoder_norm: Option<LayerNorm>,
     decoder: Vec<DecoderLayer>,
-    decoder_norm: LayerNorm,
+    /// `None` where `final_norm = false`.
+    decoder_norm: Option<LayerNorm>,
     out_proj: Linear,
 }
 
@@ -157,15 +168,17 @@ impl Transformer {
             "transformer.encoder.layers",
             |prefix| EncoderLayer::new(&mut params, prefix, &ls, &mut rng),
         )?;
-        let encoder_norm =
-            LayerNorm::new(&mut params, "transformer.encoder.norm", d, LAYER_NORM_EPS);
+        let encoder_norm = spec
+            .final_norm
+            .then(|| LayerNorm::new(&mut params, "transformer.encoder.norm", d, LAYER_NORM_EPS));
         let decoder = stack(
             spec.decoder_layers,
             "transformer.decoder.layers",
             |prefix| DecoderLayer::new(&mut params, prefix, &ls, &mut rng),
         )?;
-        let decoder_norm =
-            LayerNorm::new(&mut params, "transformer.decoder.norm", d, LAYER_NORM_EPS);
+        let decoder_norm = spec
+            .final_norm
+            .then(|| LayerNorm::new(&mut params, "transformer.decoder.norm", d, LAYER_NORM_EPS));
         let out_proj = if spec.tie_output {
             let bound = 1.0 / (d as f32).sqrt();
             Linear {
@@ -210,22 +223,65 @@ impl Transformer {
         want_weights: bool,
     ) -> Result<Encoded, TransformerError> {
         let b = src_len.len();
-        let padding = padding_mask(src_len, src_max)?; // [B, S]
+        let (src, src_len, src_max) = self.source(src, src_len, src_max);
+        let padding = padding_mask(&src_len, src_max)?; // [B, S]
         let (src_emb, dims) = (&self.embedding.src, (b, src_max));
         let mut x = self
             .embedding
-            .forward(src_emb, "source", src, dims, 0, rng.as_deref_mut())?; // [B, S, d]
+            .forward(src_emb, "source", &src, dims, 0, rng.as_deref_mut())?; // [B, S, d]
         let mut weights = Vec::with_capacity(self.encoder.len());
         for layer in &self.encoder {
-            let (y, w) = layer.forward(&x, src_len, want_weights, &mut rng)?;
+            let (y, w) = layer.forward(&x, &src_len, want_weights, &mut rng)?;
             x = y; // [B, S, d]
             weights.extend(w); // [B, H, S, S]
         }
         Ok(Encoded {
-            memory: self.encoder_norm.forward(&x),
+            memory: final_norm(self.encoder_norm.as_ref(), x),
             padding,
+            src_len,
             weights,
         })
+    }
+
+    /// The tokens the encoder reads for one source: `ids`, then `</s>` where `source_eos` (the
+    /// columns of the attention maps).
+    pub fn encoder_input(&self, ids: &[u32]) -> Vec<u32> {
+        let mut out = ids.to_vec();
+        if self.spec.source_eos {
+            out.push(EOS);
+        }
+        out
+    }
+
+    /// What the encoder reads: `src [B, src_max]` as given, or with `</s>` after each row's real
+    /// tokens where `source_eos` (then `[B, src_max + 1]`, lengths + 1).
+    fn source(
+        &self,
+        src: &[u32],
+        src_len: &[usize],
+        src_max: usize,
+    ) -> (Vec<u32>, Vec<usize>, usize) {
+        if !self.spec.source_eos {
+            return (src.to_vec(), src_len.to_vec(), src_max);
+        }
+        let width = src_max + 1;
+        let mut out = vec![PAD; src_len.len() * width];
+        for ((row, ids), &len) in out
+            .chunks_mut(width)
+            .zip(src.chunks(src_max.max(1)))
+            .zip(src_len)
+        {
+            row[..len].copy_from_slice(&ids[..len]);
+            row[len] = EOS;
+        }
+        (out, src_len.iter().map(|l| l + 1).collect(), width)
+    }
+
+    /// The decoder's last hidden states `[…, d]` through `decoder.norm` (where the model has it)
+    /// and the output projection → logits `[…, V]`.
+    pub(super) fn output(&self, x: Var) -> Var {
+        self.out_proj
+            .forward(&final_norm(self.decoder_norm.as_ref(), x))
     }
 
     /// Teacher-forced pass: `src [B, src_max]`, `tgt_in [B, tgt_max]` (`<s> y₁ …`, padded) →
@@ -250,12 +306,12 @@ impl Transformer {
                 .forward(tgt_emb, "target", tgt_in, dims, 0, rng.as_deref_mut())?; // [B, T, d]
         let (mut decoder_self, mut cross) = (Vec::new(), Vec::new());
         for layer in &self.decoder {
-            let out = layer.forward(&x, &enc.memory, src_len, want_weights, &mut rng)?;
+            let out = layer.forward(&x, &enc.memory, &enc.src_len, want_weights, &mut rng)?;
             x = out.x; // [B, T, d]
             decoder_self.extend(out.self_weights); // [B, H, T, T]
             cross.extend(out.cross_weights); // [B, H, T, S]
         }
-        let logits = self.out_proj.forward(&self.decoder_norm.forward(&x)); // [B, T, V]
+        let logits = self.output(x); // [B, T, V]
         Ok(Forward {
             logits,
             encoder_self: enc.weights,
@@ -283,6 +339,14 @@ impl Transformer {
                 cross: tensors(f.cross),
             })
         })
+    }
+}
+
+/// `x` through the final layer norm where there is one.
+fn final_norm(norm: Option<&LayerNorm>, x: Var) -> Var {
+    match norm {
+        Some(n) => n.forward(&x),
+        None => x,
     }
 }
 

@@ -31,6 +31,10 @@ pub struct TransformerSpec {
     pub scale_embeddings: bool,
     pub shared_embeddings: bool,
     pub tie_output: bool,
+    /// A layer norm after each stack (`transformer.encoder.norm`, `transformer.decoder.norm`).
+    pub final_norm: bool,
+    /// The encoder reads every source followed by `</s>`.
+    pub source_eos: bool,
     pub dropout: f32,
     pub attention_dropout: f32,
 }
@@ -63,6 +67,8 @@ impl TransformerSpec {
             scale_embeddings: m.scale_embeddings,
             shared_embeddings: m.shared_embeddings,
             tie_output: m.tie_output,
+            final_norm: m.final_norm,
+            source_eos: m.source_eos,
             dropout: m.dropout,
             attention_dropout: m.attention_dropout(),
         })
