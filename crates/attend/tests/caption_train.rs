@@ -52,6 +52,7 @@ fn options(out: &Path, resume: bool) -> TrainOptions<'static> {
         out: out.to_path_buf(),
         resume,
         progress: &attend::train::progress::Quiet,
+        comm: &attend::train::collective::Single,
     }
 }
 

@@ -162,3 +162,37 @@ fn bad_configurations_are_errors() {
     ));
     assert!(err.to_string().contains("no pairs left"));
 }
+
+#[test]
+fn shards_split_a_batch_into_its_rows_in_order() {
+    let data = pairs(400);
+    let batcher = Batcher::new(data, config(3)).unwrap();
+    for b in batcher.epoch(0) {
+        for parts in [1, 2, 3, 7] {
+            let shards: Vec<Batch> = (0..parts).map(|p| b.shard(p, parts)).collect();
+            assert_eq!(
+                shards.iter().map(|s| s.batch_size).sum::<usize>(),
+                b.batch_size
+            );
+            // Sizes differ by at most one row.
+            let sizes: Vec<usize> = shards.iter().map(|s| s.batch_size).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+            let mut r = 0;
+            for s in &shards {
+                assert_eq!(s.src.len(), s.batch_size * s.src_max);
+                for k in 0..s.batch_size {
+                    assert_eq!(row(s, k), row(&b, r), "row {r} of {parts} parts");
+                    assert_eq!(s.indices[k], b.indices[r]);
+                    r += 1;
+                }
+            }
+            assert_eq!(
+                shards.iter().map(Batch::tgt_tokens).sum::<usize>(),
+                b.tgt_tokens()
+            );
+        }
+        // More parts than rows: some parts, the first among them, are empty.
+        let empty = b.shard(0, b.batch_size + 1);
+        assert_eq!((empty.batch_size, empty.tgt_tokens()), (0, 0));
+    }
+}

@@ -28,6 +28,7 @@ fn run(config: &Config, out: &Path, resume: bool) -> attend::train::trainer::Sum
             out: out.to_path_buf(),
             resume,
             progress: &attend::train::progress::Quiet,
+            comm: &attend::train::collective::Single,
         },
     )
     .expect("training runs")
@@ -81,7 +82,8 @@ fn resumed_run_equals_uninterrupted_run() {
         &TrainOptions {
             out: parts.clone(),
             resume: true,
-            progress: &attend::train::progress::Quiet
+            progress: &attend::train::progress::Quiet,
+            comm: &attend::train::collective::Single,
         }
     )
     .is_err());
@@ -98,7 +100,8 @@ fn resumed_run_equals_uninterrupted_run() {
         &TrainOptions {
             out: whole.clone(),
             resume: false,
-            progress: &attend::train::progress::Quiet
+            progress: &attend::train::progress::Quiet,
+            comm: &attend::train::collective::Single,
         }
     )
     .is_err());

@@ -25,6 +25,7 @@ use crate::data::corpus::Split;
 use crate::data::tokenizer::{Tokenizer, TokenizerKind, Vocabs};
 use crate::nn::params::Params;
 use crate::train::checkpoint::{open_run, opening_line, read_state, Next, Open};
+use crate::train::collective::Single;
 use crate::train::progress::Progress;
 use crate::train::run_loop::{train_loop, Interval, Task};
 use crate::train::trainer::{schedule, TrainOptions};
@@ -85,6 +86,9 @@ pub fn load_sets(config: &Config) -> Result<[CaptionSet; 3]> {
 /// With `opts.resume` it continues the run there: its training from the last checkpoint, or only
 /// its final evaluation when training ended but the evaluation was interrupted.
 pub fn train_captioner(config: &Config, opts: &TrainOptions) -> Result<CaptionSummary> {
+    if opts.comm.size() > 1 {
+        bail!("the captioner trains in one process; data-parallel training (mpirun) is for the translation models");
+    }
     train_or_evaluate(config, opts, Open::resuming(opts.resume))
 }
 
@@ -100,6 +104,7 @@ pub fn evaluate_captioner_run(
         out: dir.to_path_buf(),
         resume: true,
         progress,
+        comm: &Single,
     };
     train_or_evaluate(config, &opts, Open::Evaluate)
 }

@@ -88,6 +88,23 @@ impl Batch {
         self.tgt_len.iter().sum()
     }
 
+    /// Part `part` of `parts` of the batch, for data-parallel training: rows
+    /// `⌊part·B/parts⌋ … ⌊(part+1)·B/parts⌋`, padded to their own longest row. Empty when the batch
+    /// has fewer rows than parts.
+    pub fn shard(&self, part: usize, parts: usize) -> Batch {
+        let rows = self.batch_size * part / parts..self.batch_size * (part + 1) / parts;
+        let pairs: Vec<(&[u32], &[u32])> = rows
+            .clone()
+            .map(|r| {
+                let src = &self.src[r * self.src_max..r * self.src_max + self.src_len[r]];
+                // tgt_out holds y₁ … yₙ </s>: the target is its first n ids.
+                let tgt = &self.tgt_out[r * self.tgt_max..r * self.tgt_max + self.tgt_len[r] - 1];
+                (src, tgt)
+            })
+            .collect();
+        Batch::new(&pairs, self.indices[rows].to_vec())
+    }
+
     /// Padded size `batch_size · max(src_max, tgt_max)`, the quantity the token budget bounds.
     pub fn cost(&self) -> usize {
         self.batch_size * self.src_max.max(self.tgt_max)

@@ -127,7 +127,7 @@ impl Open {
 }
 
 /// What the run in a directory needs next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Next {
     /// Training (from step 0, or from the last checkpoint when resuming).
     Train,
@@ -276,14 +276,25 @@ pub fn load_checkpoint<S: DeserializeOwned>(
     params: &Params,
     adam: &mut Adam,
 ) -> Result<TrainerState<S>> {
+    let state: TrainerState<S> = read_checkpoint(dir, params, adam)?;
+    complete_commit(dir, state.step)?;
+    write_config(dir, config)?;
+    truncate_log(&dir.join("log.jsonl"), state.step)?;
+    Ok(state)
+}
+
+/// Loads the last checkpoint into `params` and `adam` and returns its state, writing nothing: the
+/// other ranks of a data-parallel job, once rank 0 has loaded it with [`load_checkpoint`].
+pub fn read_checkpoint<S: DeserializeOwned>(
+    dir: &Path,
+    params: &Params,
+    adam: &mut Adam,
+) -> Result<TrainerState<S>> {
     let state: TrainerState<S> = read_state(dir)?;
     let (weights, optim) = checkpoint_files(dir, state.step);
     params.load(&weights)?;
     adam.load_state(&load_tensors(&optim)?)
         .context("resuming: optimizer state does not match the model")?;
-    complete_commit(dir, state.step)?;
-    write_config(dir, config)?;
-    truncate_log(&dir.join("log.jsonl"), state.step)?;
     Ok(state)
 }
 

@@ -2,8 +2,13 @@
 //! translation task with its final evaluation.
 
 pub mod checkpoint;
+pub mod collective;
 pub mod data;
 pub mod evaluate;
+#[cfg(feature = "mpi")]
+pub mod mpi;
+#[cfg(all(feature = "mpi", feature = "cuda"))]
+pub mod nccl;
 pub mod optimizer;
 pub mod progress;
 pub mod run_loop;

@@ -6,6 +6,7 @@
 //! a run whose training ended.
 
 use super::checkpoint::{open_run, opening_line, read_state, Next, Open};
+use super::collective::{from_lead, Single};
 use super::data::{load_corpora, Corpora};
 use super::evaluate::evaluate;
 pub use super::evaluate::{Sample, Summary};
@@ -114,6 +115,13 @@ pub fn prepare(
 /// `opts.resume` it continues the run there: its training from the last checkpoint, or only its
 /// final evaluation when training ended but the evaluation was interrupted.
 pub fn train(config: &Config, opts: &TrainOptions) -> Result<Summary> {
+    train_rank(config, opts)?.context("only rank 0 of a data-parallel job evaluates the run")
+}
+
+/// [`train`] as one rank of the data-parallel job `opts.comm` (see
+/// [`super::collective`]): rank 0 opens and writes the run directory, validates, evaluates on the
+/// test set and returns the summary; the other ranks train on their shards and return `None`.
+pub fn train_rank(config: &Config, opts: &TrainOptions) -> Result<Option<Summary>> {
     train_or_evaluate(config, opts, Open::resuming(opts.resume))
 }
 
@@ -125,20 +133,37 @@ pub fn evaluate_run(config: &Config, dir: &Path, progress: &dyn Progress) -> Res
         out: dir.to_path_buf(),
         resume: true,
         progress,
+        comm: &Single,
     };
-    train_or_evaluate(config, &opts, Open::Evaluate)
+    train_or_evaluate(config, &opts, Open::Evaluate)?
+        .context("the evaluation of a run ends with its summary")
 }
 
 /// Opens the run directory as `open` asks, trains if the run needs it, and evaluates.
-fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result<Summary> {
-    let dir = &opts.out;
+/// In a data-parallel job, rank 0 opens the directory and writes the tokenizers before the other
+/// ranks read them, and evaluates alone (the others return `None`).
+fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result<Option<Summary>> {
+    let (dir, comm) = (&opts.out, opts.comm);
+    let lead = comm.rank() == 0;
     let mut say = |m: &str| opts.progress.say(m);
-    let next = open_run(dir, config, open)?;
-    if let Some(line) = opening_line(config, dir, open, next) {
-        say(&line);
-    }
+    let next = from_lead(comm, || {
+        let next = open_run(dir, config, open)?;
+        if let Some(line) = opening_line(config, dir, open, next) {
+            say(&line);
+        }
+        Ok(next)
+    })?;
     let resume = open != Open::Fresh;
-    let prep = prepare(config, dir, resume, &mut say)?;
+    let mut lead_prep = None;
+    from_lead(comm, || {
+        lead_prep = Some(prepare(config, dir, resume, &mut say)?);
+        Ok(())
+    })?;
+    let prep = match lead_prep {
+        Some(prep) => prep,
+        // The other ranks load the tokenizers rank 0 has trained or loaded.
+        None => prepare(config, dir, true, &mut |_| {})?,
+    };
     let model = models::build(
         config,
         prep.vocabs.src.vocab_size(),
@@ -191,8 +216,12 @@ fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result
     };
     let state = match next {
         Next::Train => train_loop(&task, config, schedule(config), opts)?,
-        Next::Evaluate => read_state(dir)?,
+        Next::Evaluate if lead => read_state(dir)?,
+        Next::Evaluate => return Ok(None),
     };
+    if !lead {
+        return Ok(None);
+    }
     evaluate(
         config,
         dir,
@@ -201,6 +230,7 @@ fn train_or_evaluate(config: &Config, opts: &TrainOptions, open: Open) -> Result
         &state,
         task.batcher.dropped_long,
     )
+    .map(Some)
 }
 
 /// Translation as the loop sees it.
@@ -272,6 +302,17 @@ impl Task for Translation<'_> {
 
     fn show_score(&self, bleu: f64) -> String {
         format!("BLEU {bleu:.2}")
+    }
+
+    /// The batch's rows split evenly; the loss is a mean over target tokens, so a part weighs
+    /// its share of them.
+    fn shard(&self, batch: &Batch, part: usize, parts: usize) -> Result<Option<(Batch, f32)>> {
+        let shard = batch.shard(part, parts);
+        if shard.batch_size == 0 {
+            return Ok(None);
+        }
+        let w = shard.tgt_tokens() as f32 / batch.tgt_tokens() as f32;
+        Ok(Some((shard, w)))
     }
 }
 

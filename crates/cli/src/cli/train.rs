@@ -2,15 +2,18 @@
 //!
 //! `--resume` continues an interrupted run: its training, or its final evaluation when it was
 //! killed during that. `--evaluate` evaluates a run whose training ended again, without training.
+//! Started by an MPI launcher (`mpirun -np N attend train …`, built with the `mpi` feature), the
+//! processes train one model data-parallel; see docs/distributed.md.
 
 use super::progress::Bar;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use attend::caption::trainer::evaluate_captioner_run;
 use attend::caption::{train_captioner, CaptionSummary};
 use attend::config::{Config, ModelKind};
 use attend::show::alignment::alignment_text;
+use attend::train::collective::{Collective, Single};
 use attend::train::progress::Quiet;
-use attend::train::trainer::{evaluate_run, train, Summary, TrainOptions};
+use attend::train::trainer::{evaluate_run, train_rank, Summary, TrainOptions};
 use std::path::{Path, PathBuf};
 
 /// Train a model (with no CONFIG: English→French, bi-GRU + additive attention, bundled data).
@@ -37,6 +40,27 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    #[cfg(feature = "mpi")]
+    let mpi = attend::train::mpi::Mpi::from_launcher()?;
+    #[cfg(feature = "mpi")]
+    if let Some(mpi) = &mpi {
+        // A rank that fails alone must not leave the others waiting: its error, then the job ends.
+        if let Err(e) = run_as(a, mpi) {
+            eprintln!("error: rank {}: {e:#}", mpi.rank());
+            mpi.abort(1);
+        }
+        return Ok(());
+    }
+    #[cfg(not(feature = "mpi"))]
+    refuse_launcher()?;
+    run_as(a, &Single)
+}
+
+/// Trains (or evaluates) as one rank of `comm`.
+fn run_as(a: TrainArgs, comm: &dyn Collective) -> Result<()> {
+    if comm.size() > 1 && a.evaluate {
+        bail!("--evaluate runs in one process: start it without mpirun");
+    }
     let cfg = match (&a.config, a.resume || a.evaluate, &a.out) {
         // Resuming and evaluating read the run's own config.
         (None, true, Some(dir)) => Config::load(Some(&dir.join("config.toml")), &a.sets)?,
@@ -49,7 +73,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let opts = TrainOptions {
         out: out.clone(),
         resume: a.resume,
-        progress: if a.quiet { &Quiet } else { &bar },
+        // Rank 0 speaks for a data-parallel job.
+        progress: if a.quiet || comm.rank() > 0 {
+            &Quiet
+        } else {
+            &bar
+        },
+        comm,
     };
     if cfg.model.kind() == ModelKind::Captioner {
         let s = if a.evaluate {
@@ -61,11 +91,27 @@ pub fn run(a: TrainArgs) -> Result<()> {
         return Ok(());
     }
     let summary = if a.evaluate {
-        evaluate_run(&cfg, &out, opts.progress)?
+        Some(evaluate_run(&cfg, &out, opts.progress)?)
     } else {
-        train(&cfg, &opts)?
+        train_rank(&cfg, &opts)?
     };
-    print_summary(&summary, &out);
+    if let Some(summary) = summary {
+        print_summary(&summary, &out);
+    }
+    Ok(())
+}
+
+/// Without the `mpi` feature, processes started by an MPI launcher would each train alone into
+/// the same directory: refused.
+#[cfg(not(feature = "mpi"))]
+fn refuse_launcher() -> Result<()> {
+    for var in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) {
+            if n > 1 {
+                bail!("started by an MPI launcher ({var}={n}), but this binary was built without the `mpi` feature: rebuild with `cargo build --release -p attend-cli --features mpi` (docs/distributed.md)");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -57,6 +57,7 @@ pub fn tiny_model() -> &'static Path {
             out: dir.clone(),
             resume: false,
             progress: &attend::train::progress::Quiet,
+            comm: &attend::train::collective::Single,
         };
         train(&config, &opts).expect("the tiny model trains");
         dir
@@ -90,6 +91,7 @@ pub fn tiny_transformer() -> &'static Path {
             out: dir.clone(),
             resume: false,
             progress: &attend::train::progress::Quiet,
+            comm: &attend::train::collective::Single,
         };
         train(&config, &opts).expect("the tiny Transformer trains");
         dir

@@ -15,6 +15,12 @@ pub enum CudaError {
     /// `libcublas.so` could not be loaded.
     #[error("cuBLAS not found (libcublas.so not loadable): {0}; install the CUDA runtime libraries or put their folder on LD_LIBRARY_PATH")]
     NoCublas(String),
+    /// `libnccl.so` could not be loaded.
+    #[error("NCCL not found (libnccl.so not loadable): {0}; install NCCL (the `nvidia-nccl` wheel or the CUDA repository's libnccl2) or put its folder on LD_LIBRARY_PATH")]
+    NoNccl(String),
+    /// An NCCL call failed.
+    #[error("NCCL: {0}")]
+    Nccl(String),
     /// The ordinal names no device.
     #[error("CUDA device {ordinal} was asked for, but {count} device(s) are present")]
     NoDevice { ordinal: usize, count: usize },

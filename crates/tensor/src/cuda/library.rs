@@ -3,7 +3,7 @@
 
 use super::error::CudaError;
 
-/// Tries every file name cudarc would try for `lib` (`"cuda"`, `"nvrtc"`, `"cublas"`); on failure
+/// Tries every file name cudarc would try for `lib` (`"cuda"`, `"nvrtc"`, `"cublas"`, `"nccl"`); on failure
 /// returns the loader's last message and the names tried.
 fn loadable(lib: &str) -> Result<(), String> {
     let names = cudarc::get_lib_name_candidates(lib);
@@ -31,4 +31,9 @@ pub fn nvrtc() -> Result<(), CudaError> {
 /// cuBLAS, `libcublas.so`.
 pub fn cublas() -> Result<(), CudaError> {
     loadable("cublas").map_err(CudaError::NoCublas)
+}
+
+/// NCCL, `libnccl.so` (the collectives of a multi-GPU job).
+pub fn nccl() -> Result<(), CudaError> {
+    loadable("nccl").map_err(CudaError::NoNccl)
 }

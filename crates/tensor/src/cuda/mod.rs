@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod layer_norm;
 pub mod library;
 pub mod matmul;
+pub mod nccl;
 pub mod recurrence;
 pub mod softmax;
 
