@@ -57,6 +57,8 @@ fn a_rank_outside_the_job_is_an_error() {
         Ok(id) => id,
     };
     let dev = CudaDevice::new(0).expect("the GPU opens");
-    let err = NcclComm::new(&dev, &id, 2, 2).err().expect("rank 2 of 2 is refused");
+    let err = NcclComm::new(&dev, &id, 2, 2)
+        .err()
+        .expect("rank 2 of 2 is refused");
     assert!(err.to_string().contains("rank 2 of 2"), "{err}");
 }

@@ -147,11 +147,14 @@ impl Collective for Mpi {
 
     fn broadcast(&self, bytes: &mut Vec<u8>) {
         let root = self.world.process_at_rank(0);
-        self.watched("a broadcast from rank 0 (rank 0 validates or writes)", || {
-            let mut len = bytes.len() as u64;
-            root.broadcast_into(&mut len);
-            bytes.resize(len as usize, 0);
-            root.broadcast_into(&mut bytes[..]);
-        });
+        self.watched(
+            "a broadcast from rank 0 (rank 0 validates or writes)",
+            || {
+                let mut len = bytes.len() as u64;
+                root.broadcast_into(&mut len);
+                bytes.resize(len as usize, 0);
+                root.broadcast_into(&mut bytes[..]);
+            },
+        );
     }
 }

@@ -209,7 +209,10 @@ pub fn train_loop<T: Task>(
         let (loss_value, out_of_time) = if comm.size() == 1 {
             let (loss, value) = task.loss(batch, &mut rng);
             if !value.is_finite() {
-                bail!("training diverged at step {} (loss {value}); lower train.lr or set train.clip", state.step + 1);
+                bail!(
+                    "training diverged at step {} (loss {value}); lower train.lr or set train.clip",
+                    state.step + 1
+                );
             }
             loss.backward();
             (value, out_of_minutes())
@@ -226,7 +229,11 @@ pub fn train_loop<T: Task>(
             reduce_gradients(comm, &vars, w, &mut extra);
             comm_seconds += exchange.elapsed().as_secs_f64();
             if !extra[0].is_finite() {
-                bail!("training diverged at step {} (loss {}); lower train.lr or set train.clip", state.step + 1, extra[0]);
+                bail!(
+                    "training diverged at step {} (loss {}); lower train.lr or set train.clip",
+                    state.step + 1,
+                    extra[0]
+                );
             }
             (extra[0], extra[1] > 0.0)
         };

@@ -106,7 +106,10 @@ fn run_as(a: TrainArgs, comm: &dyn Collective) -> Result<()> {
 #[cfg(not(feature = "mpi"))]
 fn refuse_launcher() -> Result<()> {
     for var in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
-        if let Some(n) = std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok()) {
+        if let Some(n) = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
             if n > 1 {
                 bail!("started by an MPI launcher ({var}={n}), but this binary was built without the `mpi` feature: rebuild with `cargo build --release -p attend-cli --features mpi` (docs/distributed.md)");
             }
