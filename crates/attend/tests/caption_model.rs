@@ -1,7 +1,8 @@
 //! The captioner on a tiny instance: every parameter's gradient (CNN, cell positions, attention,
-//! LSTM, output, doubly stochastic penalty) against central finite differences; attention rows
-//! are distributions over the grid; the shared search decodes through the image adapter, and
-//! beam search with one beam equals greedy decoding.
+//! LSTM, output, doubly stochastic penalty, the grid's self-attention block) against central finite
+//! differences; attention rows are distributions over the grid; a captioner with the self-attention
+//! block starts as the plain one; the shared search decodes through the image adapter, and beam
+//! search with one beam equals greedy decoding.
 
 use attend::caption::{Captioner, ImageRows};
 use attend::config::Config;
@@ -9,6 +10,18 @@ use attend::data::batcher::Batch;
 use tensor::{Rng, Tensor};
 
 fn tiny_config() -> Config {
+    tiny_config_with(&[])
+}
+
+/// The tiny config with the grid's self-attention block (attention size 2).
+fn tiny_config_with_self_attention() -> Config {
+    tiny_config_with(&[
+        "caption.self_attention=true",
+        "caption.self_attention_size=2",
+    ])
+}
+
+fn tiny_config_with(extra: &[&str]) -> Config {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../configs/caption-digits.toml"
@@ -23,6 +36,7 @@ fn tiny_config() -> Config {
         "model.captioner.dropout=0.0",
     ]
     .iter()
+    .chain(extra)
     .map(|s| s.to_string())
     .collect();
     Config::load(Some(std::path::Path::new(path)), &sets).unwrap()
@@ -38,9 +52,22 @@ fn tiny_batch() -> (Tensor, Batch) {
 
 #[test]
 fn every_parameter_gradient_matches_finite_differences() {
-    let config = tiny_config();
-    let model = Captioner::new(&config, 7, 3).unwrap();
+    let model = Captioner::new(&tiny_config(), 7, 3).unwrap();
     assert_eq!(model.grid(), (2, 3));
+    assert_gradients_match(&model);
+}
+
+#[test]
+fn every_gradient_matches_with_the_self_attention_block() {
+    let model = Captioner::new(&tiny_config_with_self_attention(), 7, 3).unwrap();
+    // γ away from 0, so that the block's projections matter to the loss.
+    *model.self_attention().unwrap().gamma.value_mut() = Tensor::from_vec(vec![0.8], &[1]);
+    assert!(model.params().get("cnn.self_attn.query.weight").is_some());
+    assert_gradients_match(&model);
+}
+
+/// Checks up to six entries of every parameter's gradient against central differences.
+fn assert_gradients_match(model: &Captioner) {
     let (images, batch) = tiny_batch();
     let lambda = 0.5;
     let loss_at = || tensor::no_grad(|| model.loss(&images, &batch, lambda, None).0.item() as f64);
@@ -73,6 +100,39 @@ fn every_parameter_gradient_matches_finite_differences() {
         }
     }
     assert!(checked > 60, "only {checked} entries checked");
+}
+
+#[test]
+fn the_self_attention_block_starts_as_the_plain_captioner() {
+    let plain = Captioner::new(&tiny_config(), 7, 3).unwrap();
+    let with = Captioner::new(&tiny_config_with_self_attention(), 7, 3).unwrap();
+    assert_eq!(with.self_attention().unwrap().gamma(), 0.0);
+    // The block's parameters come on top; every other one starts the same.
+    assert_eq!(with.params().len(), plain.params().len() + 9);
+    for (name, var) in plain.params().iter() {
+        let other = with.params().get(name).unwrap();
+        assert_eq!(var.value().data(), other.value().data(), "{name}");
+    }
+    let (images, batch) = tiny_batch();
+    let (a, b) = tensor::no_grad(|| {
+        (
+            plain.forward(&images, &batch, None).logits.to_tensor(),
+            with.forward(&images, &batch, None).logits.to_tensor(),
+        )
+    });
+    assert_eq!(
+        a.data(),
+        b.data(),
+        "γ = 0: exactly the plain captioner's logits"
+    );
+    // Its maps: one distribution over the 2×3 grid per cell and image.
+    assert!(plain.self_attention_maps(&images).is_none());
+    let maps = with.self_attention_maps(&images).unwrap();
+    assert_eq!(maps.shape(), [2, 6, 6]);
+    for row in maps.rows() {
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5 && row.iter().all(|&w| w >= 0.0));
+    }
 }
 
 #[test]

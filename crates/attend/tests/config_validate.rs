@@ -134,6 +134,7 @@ fn every_other_nonsense_value_is_refused_by_name() {
         (captioner, &["caption.strips=[0, 10, 10]"], "caption.strips", "≥ 1"),
         (captioner, &["caption.min_digits=0"], "caption.min_digits", "1 ≤ min ≤ max"),
         (captioner, &["caption.doubly_stochastic=nan"], "caption.doubly_stochastic", "[0, 100]"),
+        (captioner, &["caption.self_attention=true", "caption.self_attention_size=0"], "caption.self_attention_size", "positive"),
     ];
     for (config, sets, key, range) in table {
         refused(*config, sets, key, range);

@@ -7,6 +7,7 @@
 //! | multiplicative dot / general (Luong) | `sᵀh`, `(W s)ᵀh` | [`multiplicative`] |
 //! | scaled dot-product, separate Q/K/V | `q·k / √d_k` | [`scaled_dot`] |
 //! | multi-head | h heads of scaled dot-product, concatenated, projected | [`multi_head`] |
+//! | self-attention over an image's CNN grid (SAGAN) | `q_i·k_j / √C`, 1×1-conv projections | [`image_self`] |
 //! | masks | padding mask, causal ("no look-ahead") mask | [`mask`] |
 //! | positions | sinusoidal, learned | [`position`] |
 //!
@@ -20,6 +21,7 @@
 //! [`AttentionError`], never a panic.
 
 pub mod additive;
+pub mod image_self;
 pub mod kv_cache;
 pub mod mask;
 pub mod multi_head;
@@ -28,6 +30,7 @@ pub mod position;
 pub mod scaled_dot;
 
 pub use additive::AdditiveAttention;
+pub use image_self::ImageSelfAttention;
 pub use kv_cache::{KvCache, StepMemory};
 pub use multi_head::{Mask, MultiHeadAttention};
 pub use multiplicative::{MultiplicativeAttention, Score};

@@ -2,7 +2,9 @@
 //! cells — Show, Attend and Tell (Xu et al. 2015, "soft" deterministic attention, §4.2).
 //!
 //! ```text
-//! a      = cnn(image)                                   grid of annotations      [B, S, D]
+//! g      = cnn(image)                                   grid of CNN cells        [B, S, D]
+//! g      = g + γ·selfattn(g)         (caption.self_attention only; γ starts at 0)
+//! a      = g + pos                                      grid of annotations      [B, S, D]
 //! h₀, c₀ = tanh(W_h mean_i a_i), tanh(W_c mean_i a_i)   initial LSTM state (§3.1.2) [B, H]
 //! step t = 1..T (input y_{t−1}, y₀ = <s>):
 //!   e_ti = vᵀ tanh(W_q h_{t−1} + W_k a_i + b_k)         additive attention scores  [B, S]
@@ -16,12 +18,17 @@
 //! [`step`](StepAttention::step), whose weights are values; only a loss with λ > 0, which
 //! differentiates the weights, runs the plain [`step_plain`](StepAttention::step_plain).
 //!
+//! The optional [`ImageSelfAttention`] block registers its parameters after all the others, so
+//! that a captioner with the block starts from the same weights as one without it and, its `γ`
+//! being 0, computes the same function until training moves `γ`;
+//! [`self_attention_maps`](Captioner::self_attention_maps) returns its maps.
+//!
 //! Decoding reuses the translation search ([`crate::search`]) through [`ImageRows`], which presents
 //! a set of images as a [`Seq2Seq`] model whose "source sentence" of row r names an image.
 
 use super::cnn::CnnEncoder;
 use super::CaptionError;
-use crate::attention::{AdditiveAttention, StepAttention};
+use crate::attention::{AdditiveAttention, ImageSelfAttention, StepAttention};
 use crate::config::{Config, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::models::{Decoding, Seq2Seq, StepOutput};
@@ -33,6 +40,8 @@ use tensor::{Rng, Tensor, Var};
 pub struct Captioner {
     params: Params,
     cnn: CnnEncoder,
+    /// Self-attention over the CNN's cells (`caption.self_attention`).
+    self_attention: Option<ImageSelfAttention>,
     /// Word embeddings `emb.weight [V, E]`.
     emb: Embedding,
     init_h: Linear,
@@ -97,9 +106,19 @@ impl Captioner {
             AdditiveAttention::new(&mut params, "attn", h, d, m.attention_size, &mut rng);
         let cell = LstmCell::new(&mut params, "decoder", e + d, h, &mut rng);
         let out_proj = Linear::new(&mut params, "out_proj", h + d, vocab, true, &mut rng);
+        let self_attention = c.self_attention.then(|| {
+            ImageSelfAttention::new(
+                &mut params,
+                "cnn.self_attn",
+                d,
+                c.self_attention_size,
+                &mut rng,
+            )
+        });
         Ok(Captioner {
             params,
             cnn,
+            self_attention,
             emb,
             init_h,
             init_c,
@@ -125,9 +144,39 @@ impl Captioner {
         self.cnn.grid()
     }
 
+    /// The image self-attention block, when the config asks for one.
+    pub fn self_attention(&self) -> Option<&ImageSelfAttention> {
+        self.self_attention.as_ref()
+    }
+
+    /// The self-attention block's maps of `images [N, C, H, W]`: `β [N, S, S]`, where `β[n, i, j]`
+    /// is how much grid cell `i` of image `n` looks at cell `j` (`S = gh·gw` cells, row-major: cell
+    /// `r·gw + c` is row `r`, column `c`; every row sums to 1). `None` without the block.
+    pub fn self_attention_maps(&self, images: &Tensor) -> Option<Tensor> {
+        let block = self.self_attention.as_ref()?;
+        let cells = tensor::no_grad(|| self.cnn.cells(&Var::constant(images.clone())));
+        let maps = block
+            .maps(&cells.into_tensor())
+            .expect("the grid's feature size is the block's");
+        Some(maps)
+    }
+
+    /// The decoder's annotations of `images [B, C, H, W]`: the CNN's cells, through the
+    /// self-attention block if there is one, plus the cell embeddings → `[B, S, D]`.
+    pub fn encode(&self, images: &Tensor) -> Var {
+        let cells = self.cnn.cells(&Var::constant(images.clone())); // [B, S, D]
+        let cells = match &self.self_attention {
+            Some(block) => block
+                .forward(&cells)
+                .expect("the grid's feature size is the block's"),
+            None => cells,
+        };
+        self.cnn.add_positions(&cells)
+    }
+
     /// Encodes `images [B, C, H, W]` into the decoder's initial state.
     fn start(&self, images: &Tensor) -> State {
-        let feats = self.cnn.forward(&Var::constant(images.clone())); // [B, S, D]
+        let feats = self.encode(images); // [B, S, D]
         let keys = self
             .attention
             .project_keys(&feats)

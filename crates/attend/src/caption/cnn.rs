@@ -9,7 +9,10 @@
 //! Each cell sees a receptive field of a few tens of pixels, so attending to a cell means looking
 //! at one region of the image (Xu et al. 2015 §3.1.1 take a lower conv layer for the same reason).
 //! The cell embedding `pos [S, D]` tells the decoder where a cell is, so that it can read in order:
-//! "the next digit is to the right of the one I just read".
+//! "the next digit is to the right of the one I just read". With `caption.self_attention` the
+//! captioner puts an [`ImageSelfAttention`](crate::attention::ImageSelfAttention) block between
+//! [`cells`](CnnEncoder::cells) and [`add_positions`](CnnEncoder::add_positions), where the grid
+//! has no positions yet, as in SAGAN.
 //!
 //! Parameters: `cnn.conv{l}.weight [D_l, D_{l−1}, 3, 3]` (He-normal, std √(2 / (9·D_{l−1}))),
 //! `cnn.conv{l}.bias [D_l]` (zeros), `cnn.pos [S, D]` (N(0, 0.1²)).
@@ -57,9 +60,15 @@ impl CnnEncoder {
         self.grid
     }
 
-    /// `x [N, C, H, W]` → `a [N, S, D]`. The image size must give the grid the encoder was built
-    /// for (the caller resizes images to the configured size).
+    /// `x [N, C, H, W]` → `a [N, S, D]`: [`cells`](CnnEncoder::cells) plus the cell embeddings.
     pub fn forward(&self, x: &Var) -> Var {
+        self.add_positions(&self.cells(x))
+    }
+
+    /// The grid cells before the cell embeddings are added, `[N, S, D]` (row-major). The image
+    /// size must give the grid the encoder was built for (the caller resizes images to the
+    /// configured size).
+    pub fn cells(&self, x: &Var) -> Var {
         let mut h = x.clone();
         for (w, b) in &self.convs {
             h = h.conv2d(w, Some(b), 1, 1).relu().max_pool2d(2, 2); // [N, D_l, H_l, W_l]
@@ -71,8 +80,11 @@ impl CnnEncoder {
             self.grid,
             "cnn: image size does not give the configured grid"
         );
-        h.reshape(&[n, d, s])
-            .transpose(1, 2) // [N, S, D]
-            .add(&self.pos)
+        h.reshape(&[n, d, s]).transpose(1, 2) // [N, S, D]
+    }
+
+    /// `cells [N, S, D]` plus the cell embedding `pos [S, D]` of every image.
+    pub fn add_positions(&self, cells: &Var) -> Var {
+        cells.add(&self.pos)
     }
 }

@@ -55,6 +55,12 @@ pub struct CaptionConfig {
     pub max_digits: usize,
     /// Output channels of the CNN's conv + ReLU + pool blocks (each halves height and width).
     pub conv_channels: Vec<usize>,
+    /// Whether a self-attention block ([`ImageSelfAttention`](crate::attention::ImageSelfAttention))
+    /// follows the conv blocks, so that every grid cell can look at every other before the decoder
+    /// attends over them (off by default).
+    pub self_attention: bool,
+    /// Size of the block's queries, keys and values (read only with `self_attention`).
+    pub self_attention_size: usize,
     /// λ of the doubly stochastic attention penalty λ Σ_i (1 − Σ_t α_ti)² (Xu et al. 2015, §4.2.1);
     /// 0 = off.
     pub doubly_stochastic: f32,
@@ -82,6 +88,8 @@ impl Default for CaptionConfig {
             min_digits: 3,
             max_digits: 5,
             conv_channels: vec![16, 32, 64],
+            self_attention: false,
+            self_attention_size: 16,
             doubly_stochastic: 0.0,
             batch_size: 32,
             image_root: String::new(),
@@ -107,6 +115,9 @@ impl CaptionConfig {
         }
         if self.conv_channels.is_empty() || self.conv_channels.contains(&0) {
             return bad("caption.conv_channels needs at least one positive channel count".into());
+        }
+        if self.self_attention && self.self_attention_size == 0 {
+            return bad("caption.self_attention_size must be positive".into());
         }
         let (gh, gw) = self.grid();
         if gh == 0 || gw == 0 {

@@ -5,6 +5,10 @@
 //! bilinear interpolation between cell centres and scaled by the step's largest weight,
 //! `t = α(x, y) / max α`, so that every panel uses the full colour range. A pixel is drawn as
 //! `(1 − 0.7 t) · grey + 0.7 t · orange`, `grey` the image's own value (dimmed to 80%).
+//!
+//! The same picture shows a self-attention map (a grid cell's weights over the grid, see
+//! [`ImageSelfAttention`](crate::attention::ImageSelfAttention)): then each panel also frames the
+//! cell that looks ([`with_marked_cells`](AttentionOverlay::with_marked_cells)).
 
 use super::images::Image;
 use crate::show::{Picture, ShowError};
@@ -21,6 +25,8 @@ const LABEL_PX: u32 = 18;
 const HEAT: (f32, f32, f32) = (255.0, 120.0, 0.0);
 /// How strongly the heat covers the image where the weight is largest.
 const OPACITY: f32 = 0.7;
+/// The frame around a marked cell.
+const FRAME: RGBColor = RGBColor(0, 90, 255);
 
 /// Attention over an image for a sequence of words.
 #[derive(Debug, Clone)]
@@ -32,6 +38,8 @@ pub struct AttentionOverlay {
     scale: u32,
     /// Number of the first panel's word in the caption, minus one (labels read "3. nine").
     first: usize,
+    /// One grid cell per panel to frame, or empty.
+    marks: Vec<usize>,
 }
 
 impl AttentionOverlay {
@@ -83,6 +91,30 @@ impl AttentionOverlay {
             weights,
             scale,
             first: 0,
+            marks: vec![],
+        })
+    }
+
+    /// Frames cell `cells[k]` (row-major on the grid) in panel `k`: the cell whose attention the
+    /// panel shows. One cell per panel.
+    pub fn with_marked_cells(self, cells: Vec<usize>) -> Result<AttentionOverlay, ShowError> {
+        if cells.len() != self.words.len() {
+            return Err(ShowError::Shape {
+                what: "marked cells (one per panel)".into(),
+                expected: self.words.len(),
+                got: cells.len(),
+            });
+        }
+        let n = self.grid.0 * self.grid.1;
+        if let Some(&c) = cells.iter().find(|&&c| c >= n) {
+            return Err(ShowError::Invalid(format!(
+                "cell {c} is outside the {}×{} grid",
+                self.grid.0, self.grid.1
+            )));
+        }
+        Ok(AttentionOverlay {
+            marks: cells,
+            ..self
         })
     }
 
@@ -92,6 +124,7 @@ impl AttentionOverlay {
             words: vec![self.words[k].clone()],
             weights: vec![self.weights[k].clone()],
             first: self.first + k,
+            marks: self.marks.get(k).map(|&c| vec![c]).unwrap_or_default(),
             ..self.clone()
         }
     }
@@ -115,6 +148,17 @@ impl AttentionOverlay {
         let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
         let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
         top * (1.0 - fy) + bottom * fy
+    }
+
+    /// Panel pixels `(x0, y0, x1, y1)` (enlarged, inclusive) of grid cell `cell`'s share of the
+    /// image.
+    fn cell_box(&self, cell: usize) -> (usize, usize, usize, usize) {
+        let (gh, gw) = self.grid;
+        let (h, w, s) = (self.image.height, self.image.width, self.scale as usize);
+        let (r, c) = (cell / gw, cell % gw);
+        let (y0, y1) = (r * h / gh * s, ((r + 1) * h / gh * s).max(1) - 1);
+        let (x0, x1) = (c * w / gw * s, ((c + 1) * w / gw * s).max(1) - 1);
+        (x0, y0, x1, y1)
     }
 
     /// The image's colour at `(x, y)` as RGB in [0, 255].
@@ -163,6 +207,12 @@ impl Picture for AttentionOverlay {
                         }
                     }
                 }
+            }
+            if let Some(&cell) = self.marks.get(k) {
+                let (x0, y0, x1, y1) = self.cell_box(cell);
+                let corner = |x: usize, y: usize| (MARGIN as i32 + x as i32, top + y as i32);
+                let frame = Rectangle::new([corner(x0, y0), corner(x1, y1)], FRAME.stroke_width(2));
+                area.draw(&frame).map_err(|e| fail(e.to_string()))?;
             }
             let label = format!("{}. {word}", self.first + k + 1);
             let y = top + (h * s) as i32 + 4;

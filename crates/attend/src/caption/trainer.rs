@@ -303,13 +303,19 @@ fn shuffled(items: &[usize], seed: u64) -> Vec<usize> {
     v
 }
 
-/// A one-line description, e.g. "CNN 16-32-64 → 4×20 grid → LSTM 128 + additive attention".
+/// A one-line description, e.g. "CNN 16-32-64 → 4×20 grid → LSTM 128 + additive attention"
+/// ("CNN 16-32-64 + self-attention 16 → …" with the grid's self-attention block).
 pub fn describe(config: &Config) -> String {
     let c = &config.caption;
     let (gh, gw) = c.grid();
     let chans: Vec<String> = c.conv_channels.iter().map(|x| x.to_string()).collect();
+    let block = if c.self_attention {
+        format!(" + self-attention {}", c.self_attention_size)
+    } else {
+        String::new()
+    };
     format!(
-        "CNN {} → {gh}×{gw} grid → LSTM {} + additive attention",
+        "CNN {}{block} → {gh}×{gw} grid → LSTM {} + additive attention",
         chans.join("-"),
         match &config.model {
             ModelConfig::Captioner(m) => m.hidden,
