@@ -128,6 +128,15 @@ impl Engine {
             .collect())
     }
 
+    /// The source tokens of `text`, normalised as the command line normalises a line.
+    fn tokenize(&self, text: &str) -> PyResult<Vec<String>> {
+        let vocab = &self.loaded.vocabs.src;
+        let ids = vocab
+            .encode(&normalize(text))
+            .map_err(|e| engine_error(e.into()))?;
+        Ok(ids.iter().map(|&id| vocab.token(id)).collect())
+    }
+
     /// `attend explain --json` of `sentence`: every greedy decoding step's scores and weights.
     fn explain(&self, py: Python<'_>, sentence: &str) -> PyResult<String> {
         let sentence = normalize(sentence);

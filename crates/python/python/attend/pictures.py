@@ -34,6 +34,9 @@ class AttentionImage:
                 f"weights of shape {w.shape} do not match {len(target_tokens)} target × "
                 f"{len(source_tokens)} source tokens"
             )
+        if not np.isfinite(w).all():
+            i, j = np.argwhere(~np.isfinite(w))[0]
+            raise ValueError(f"weights[{i}, {j}] = {w[i, j]} is not a finite number")
         self.weights = w
         self.source_tokens = [str(t) for t in source_tokens]
         self.target_tokens = [str(t) for t in target_tokens]

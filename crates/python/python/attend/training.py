@@ -43,7 +43,7 @@ class _Bar:
             else:
                 print(a, file=sys.stderr)
         elif kind == "start":
-            self._bar = self._tqdm(total=b, initial=a, unit="step", file=sys.stderr)
+            self._bar = self._tqdm(total=b, initial=a, unit="step", file=sys.stderr, mininterval=0.5)
         elif kind == "advance" and self._bar is not None:
             self._bar.update(a - self._bar.n)
             self._bar.set_postfix_str(b, refresh=False)

@@ -82,6 +82,13 @@ class Translator:
         """The longest source, in tokens, the model reads."""
         return self._engine.source_limit
 
+    def tokenize(self, text: str) -> List[str]:
+        """The source tokens of ``text`` as the run's tokenizer reads it (after the command line's
+        normalisation): a pre-tokenized source for :meth:`translate_batch`."""
+        if not isinstance(text, str):
+            raise TypeError(f"tokenize: expected a string, got {type(text).__name__}")
+        return self._engine.tokenize(text)
+
     def translate_batch(
         self,
         source: Sequence[Source],
