@@ -78,8 +78,9 @@ impl Engine {
 
     /// Translates `sources` (each a string or a list of token strings) with beam search (`beam`
     /// 1: greedy); `max_length` replaces the run's output limit (`search.max_len_a · source
-    /// length + search.max_len_b`) by a fixed number of tokens.
-    #[pyo3(signature = (sources, beam, alpha, max_length = None))]
+    /// length + search.max_len_b`) by a fixed number of tokens. Without `attention`, the
+    /// attention bytes and labels come back empty.
+    #[pyo3(signature = (sources, beam, alpha, max_length = None, attention = false))]
     fn translate(
         &self,
         py: Python<'_>,
@@ -87,6 +88,7 @@ impl Engine {
         beam: usize,
         alpha: f32,
         max_length: Option<usize>,
+        attention: bool,
     ) -> PyResult<Vec<Raw>> {
         if sources.is_empty() {
             return Err(PyValueError::new_err(
@@ -124,7 +126,7 @@ impl Engine {
         Ok(ids
             .iter()
             .zip(&hyps)
-            .map(|(src, h)| self.raw(py, src, h))
+            .map(|(src, h)| self.raw(py, src, h, attention))
             .collect())
     }
 
@@ -206,9 +208,15 @@ impl Engine {
         Ok(ids)
     }
 
-    /// A hypothesis as Python gets it (see [`Raw`]).
-    fn raw(&self, py: Python<'_>, src: &[u32], h: &Hypothesis) -> Raw {
+    /// A hypothesis as Python gets it (see [`Raw`]); without `attention`, no weights or labels.
+    fn raw(&self, py: Python<'_>, src: &[u32], h: &Hypothesis, attention: bool) -> Raw {
         let vocabs = &self.loaded.vocabs;
+        let tokens = h.ids.iter().map(|&id| vocabs.tgt.token(id)).collect();
+        let text = vocabs.tgt.decode(&h.ids);
+        if !attention {
+            let none = PyBytes::new(py, &[]).unbind();
+            return (tokens, text, h.score, h.log_prob, none, vec![], vec![]);
+        }
         // The attention covers what the encoder reads (with `</s>` where the model appends it).
         let read = self
             .loaded
@@ -222,8 +230,8 @@ impl Engine {
             .flat_map(|w| w.to_ne_bytes())
             .collect();
         (
-            h.ids.iter().map(|&id| vocabs.tgt.token(id)).collect(),
-            vocabs.tgt.decode(&h.ids),
+            tokens,
+            text,
             h.score,
             h.log_prob,
             PyBytes::new(py, &weights).unbind(),

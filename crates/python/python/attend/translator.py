@@ -21,8 +21,9 @@ class TranslationResult:
     ``hypotheses[0]`` is the translation: its text for a text source, its token list for a
     pre-tokenized one. ``scores[0]`` is its score (log-probability with the length penalty) when
     asked for, ``attention[0]`` its attention as a numpy array ``[target rows, source tokens]``
-    (one row per emitted token, ``</s>`` included when emitted) when asked for; a notebook shows
-    the result as that heat map.
+    (one row per emitted token, ``</s>`` included when emitted) when asked for, with the heat map's
+    labels ``target_labels`` (rows) and ``source_labels`` (columns); a notebook shows the result
+    as that heat map. ``tokens`` are the hypothesis's target tokens.
     """
 
     def __init__(self, hypothesis, tokens, score, log_prob, attention, target_labels, source_labels):
@@ -109,7 +110,7 @@ class Translator:
             raise TypeError("translate_batch: give a list of sources, not one string")
         beam = self._engine.beam if beam_size is None else int(beam_size)
         alpha = self._engine.alpha if length_penalty is None else float(length_penalty)
-        raws = self._engine.translate(list(source), beam, alpha, max_decoding_length)
+        raws = self._engine.translate(list(source), beam, alpha, max_decoding_length, return_attention)
         out = []
         for src, (tokens, text, score, log_prob, weights, rows, cols) in zip(source, raws):
             attention = None
