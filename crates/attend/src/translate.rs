@@ -44,6 +44,20 @@ pub fn translate_ids(
     beam: usize,
     alpha: f32,
 ) -> Vec<Hypothesis> {
+    translate_ids_until(model, sources, config, beam, alpha, &|| false)
+        .expect("never asked to stop")
+}
+
+/// [`translate_ids`] that asks `stop` before every batch and returns `None` as soon as it says
+/// `true` (an embedding program's interrupt, e.g. Ctrl-C in Python).
+pub fn translate_ids_until(
+    model: &dyn Seq2Seq,
+    sources: &[Vec<u32>],
+    config: &Config,
+    beam: usize,
+    alpha: f32,
+    stop: &dyn Fn() -> bool,
+) -> Option<Vec<Hypothesis>> {
     let mut order: Vec<usize> = (0..sources.len()).collect();
     order.sort_by_key(|&i| sources[i].len());
     let mut out: Vec<Option<Hypothesis>> = vec![None; sources.len()];
@@ -51,6 +65,9 @@ pub fn translate_ids(
         .as_transformer()
         .map_or(usize::MAX, |t| t.spec().max_positions);
     for chunk in order.chunks(BATCH) {
+        if stop() {
+            return None;
+        }
         let live: Vec<usize> = chunk
             .iter()
             .copied()
@@ -100,9 +117,11 @@ pub fn translate_ids(
             out[i] = Some(h);
         }
     }
-    out.into_iter()
-        .map(|h| h.expect("every input is decoded"))
-        .collect()
+    Some(
+        out.into_iter()
+            .map(|h| h.expect("every input is decoded"))
+            .collect(),
+    )
 }
 
 /// Tokenizes, translates and detokenizes sentences.

@@ -7,6 +7,15 @@
 pub mod bleu;
 pub mod chrf;
 
+/// sacreBLEU's signature of the BLEU that [`bleu::corpus_bleu`] computes (one reference, mixed
+/// case, 13a tokenization, exponential smoothing), as `sacrebleu.BLEU().get_signature()` prints it
+/// for the version the golden fixtures (`tests/fixtures/bleu/`) were made with.
+pub const BLEU_SIGNATURE: &str = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0";
+
+/// sacreBLEU's signature of the chrF that [`chrf::corpus_chrf`] computes (character 6-grams, no
+/// word n-grams, whitespace removed), as `sacrebleu.CHRF().get_signature()` prints it.
+pub const CHRF_SIGNATURE: &str = "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0";
+
 /// Why a score cannot be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetricsError {

@@ -15,6 +15,12 @@ pub trait Progress {
 
     /// The loop ended.
     fn finish(&self) {}
+
+    /// Asked after every step: `true` stops the run there, with a checkpoint of that step, so that
+    /// a resume continues it (an embedding program's interrupt, e.g. Ctrl-C in Python).
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

@@ -315,6 +315,16 @@ pub fn train_loop<T: Task>(
         if out_of_time {
             break;
         }
+        if progress.stop_requested() && state.step < t.max_steps && !state.stopped_early {
+            state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+            save_checkpoint(dir, params, &adam, &state)?;
+            progress.finish();
+            bail!(
+                "training stopped on request at step {}; its checkpoint is saved in {}: resume to continue",
+                state.step,
+                dir.display()
+            );
+        }
     }
     progress.finish();
     if comm.size() > 1 {
