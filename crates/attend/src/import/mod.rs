@@ -21,6 +21,7 @@ pub mod hf;
 pub mod marian;
 pub mod pickle;
 pub mod run_dir;
+pub mod torch_check;
 pub mod torch_import;
 pub mod torch_map;
 pub mod torch_vocab;

@@ -8,20 +8,19 @@
 //!    rows are permuted into attend's special ids. Every missing tensor, every shape that differs
 //!    from the expected one, and every tensor left unused (and not listed under `ignore`) is
 //!    collected, and all of them are reported together ([`ImportError::Mapping`]).
-//! 3. Where the mapping names a check batch, attend decodes it greedily and refuses the import
-//!    unless every output equals the stored one ([`ImportError::Check`]).
+//! 3. Where the mapping names a [check batch](super::torch_check), attend decodes it greedily
+//!    and refuses the import unless every output equals the stored one ([`ImportError::Check`]).
 //! 4. `config.toml`, `best.safetensors` and the two tokenizers are written.
 
 use super::run_dir::{imported_config, permute};
-use super::torch_map::{Mapping, Rows, TorchModel, VocabFile};
+use super::torch_check::check_batch;
+use super::torch_map::{Mapping, TorchModel, VocabFile};
 use super::torch_vocab::{id_tokenizer, vocab_tokenizer};
 use super::torch_zip::read_state_dict;
 use super::{ImportError, ImportSummary};
 use crate::attention::position::sinusoidal_table;
 use crate::config::{Config, ModelConfig, NormPlacement, PositionKind, TransformerConfig};
 use crate::data::tokenizer::Vocabs;
-use crate::models::Seq2Seq;
-use crate::search::greedy::greedy;
 use crate::train::checkpoint::write_config;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -359,63 +358,4 @@ fn check_sinusoidal(table: &Tensor, max_positions: usize, name: &str) -> Result<
         }
     }
     Ok(())
-}
-
-/// Decodes the check batch at `path` and compares with its stored greedy outputs (model ids).
-fn check_batch(
-    model: &dyn Seq2Seq,
-    path: &Path,
-    src_rows: &Rows,
-    tgt_rows: &Rows,
-) -> Result<(), ImportError> {
-    #[derive(serde::Deserialize)]
-    struct Check {
-        sources: Vec<Vec<u32>>,
-        greedy: Vec<Vec<u32>>,
-        max_len: usize,
-    }
-    let name = path.display().to_string();
-    let bad = |reason: String| ImportError::Format {
-        path: name.clone(),
-        reason,
-    };
-    let c: Check = serde_json::from_str(&super::read_text(path)?)
-        .map_err(|e| bad(format!("not a check batch ({e})")))?;
-    if c.sources.len() != c.greedy.len() {
-        return Err(bad("sources and greedy differ in length".into()));
-    }
-    let to_attend: BTreeMap<u32, u32> = src_rows
-        .iter()
-        .zip(0u32..)
-        .filter_map(|(r, i)| r.map(|r| (r, i)))
-        .collect();
-    let mut failures = Vec::new();
-    for (i, (src, want)) in c.sources.iter().zip(&c.greedy).enumerate() {
-        let ids: Option<Vec<u32>> = src.iter().map(|x| to_attend.get(x).copied()).collect();
-        let Some(ids) = ids.filter(|ids| !ids.is_empty()) else {
-            return Err(bad(format!(
-                "source {i}: an id outside the vocabulary, or empty"
-            )));
-        };
-        let h = greedy(model, &ids, &[ids.len()], ids.len(), c.max_len);
-        let got: Vec<Option<u32>> = h[0].ids.iter().map(|&a| tgt_rows[a as usize]).collect();
-        let want: Vec<Option<u32>> = want.iter().map(|&x| Some(x)).collect();
-        if got != want {
-            failures.push(format!(
-                "sentence {i}: attend {:?}, stored {:?}",
-                got.iter()
-                    .map(|x| x.map_or(-1, i64::from))
-                    .collect::<Vec<_>>(),
-                want.iter().flatten().collect::<Vec<_>>()
-            ));
-        }
-    }
-    if failures.is_empty() {
-        return Ok(());
-    }
-    Err(ImportError::Check {
-        path: name,
-        total: c.sources.len(),
-        failures,
-    })
 }
