@@ -230,7 +230,7 @@ impl Machine<'_> {
 
     /// Adds `pairs` (key, value, key, value …) to the dict at `target`.
     fn set_items(&mut self, target: Id, flat: Vec<Id>) -> Result<(), PickleError> {
-        if flat.len() % 2 != 0 {
+        if !flat.len().is_multiple_of(2) {
             return self.fail("SETITEMS with an odd number of items");
         }
         let pairs = flat.chunks(2).map(|p| (p[0], p[1]));
