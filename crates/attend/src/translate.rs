@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_SOURCE_TOKENS: usize = 1024;
 pub fn max_source_tokens(model: &dyn Seq2Seq) -> usize {
     model
         .as_transformer()
-        .map_or(DEFAULT_MAX_SOURCE_TOKENS, |t| t.spec().max_positions)
+        .map_or(DEFAULT_MAX_SOURCE_TOKENS, |t| t.max_source_len())
 }
 
 /// Sources the model can read: a Transformer's positional table bounds their length (the error

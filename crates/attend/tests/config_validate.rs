@@ -156,3 +156,34 @@ fn the_edges_of_every_range_are_accepted() {
         load(None, sets).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
     }
 }
+
+#[test]
+fn an_identity_decoder_start_needs_matching_sizes() {
+    // The default model: a bi-GRU of 128 per direction (annotations of 256), decoder 256.
+    refused(
+        None,
+        &[
+            "model.rnn.decoder_init=\"identity\"",
+            "model.rnn.bidirectional=false",
+        ],
+        "model.rnn.decoder_init",
+        "must equal 128 = 1 × 128",
+    );
+    refused(
+        None,
+        &[
+            "model.rnn.decoder_init=\"identity\"",
+            "model.rnn.decoder_layers=2",
+        ],
+        "model.rnn.decoder_init",
+        "encoder 1, decoder 2",
+    );
+    let ok = load(
+        None,
+        &[
+            "model.rnn.decoder_init=\"identity\"",
+            "model.rnn.decoder_input_activation=\"relu\"",
+        ],
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}

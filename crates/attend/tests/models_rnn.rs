@@ -49,6 +49,32 @@ fn dot_ok(att: &str) -> Vec<&'static str> {
     }
 }
 
+/// Teacher-forced logits equal incremental decoding's at every real target position.
+fn assert_paths_agree(model: &dyn attend::models::Seq2Seq, b: &Batch, label: &str) {
+    let logits = tensor::no_grad(|| model.logits(b, None)).to_tensor(); // [B·T, V]
+    let v = model.tgt_vocab();
+    let mut dec = model.begin(&b.src, &b.src_len, b.src_max);
+    for t in 0..b.tgt_max {
+        let prev: Vec<u32> = (0..b.batch_size)
+            .map(|r| b.tgt_in[r * b.tgt_max + t])
+            .collect();
+        let step = tensor::no_grad(|| dec.step(&prev));
+        for r in 0..b.batch_size {
+            if t >= b.tgt_len[r] {
+                continue; // padded target positions are not compared
+            }
+            let tf = &logits.data()[(r * b.tgt_max + t) * v..(r * b.tgt_max + t + 1) * v];
+            let inc = &step.logits.data()[r * v..(r + 1) * v];
+            for (a, c) in tf.iter().zip(inc) {
+                assert!(
+                    (a - c).abs() < 1e-4,
+                    "{label}: step {t} row {r}: {a} vs {c}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn teacher_forcing_equals_incremental_decoding() {
     let b = batch();
@@ -60,28 +86,53 @@ fn teacher_forcing_equals_incremental_decoding() {
             extra.push(&l);
             extra.push(&e);
             let model = build(&config(att, cell, &extra), 16, 14, 7).expect("builds");
-            let logits = tensor::no_grad(|| model.logits(&b, None)).to_tensor(); // [B·T, V]
-            let v = model.tgt_vocab();
-            let mut dec = model.begin(&b.src, &b.src_len, b.src_max);
-            for t in 0..b.tgt_max {
-                let prev: Vec<u32> = (0..b.batch_size)
-                    .map(|r| b.tgt_in[r * b.tgt_max + t])
-                    .collect();
-                let step = tensor::no_grad(|| dec.step(&prev));
-                for r in 0..b.batch_size {
-                    if t >= b.tgt_len[r] {
-                        continue; // padded target positions are not compared
-                    }
-                    let tf = &logits.data()[(r * b.tgt_max + t) * v..(r * b.tgt_max + t + 1) * v];
-                    let inc = &step.logits.data()[r * v..(r + 1) * v];
-                    for (a, c) in tf.iter().zip(inc) {
-                        assert!(
-                            (a - c).abs() < 1e-4,
-                            "{att}/{cell}/{layers}: step {t} row {r}: {a} vs {c}"
-                        );
+            assert_paths_agree(model.as_ref(), &b, &format!("{att}/{cell}/{layers}"));
+        }
+    }
+}
+
+/// The options of PyTorch tutorial models: the decoder started from the encoder's states or from
+/// zeros (no bridge parameters), a ReLU on its input embeddings, sources wrapped in `<s>`/`</s>`.
+#[test]
+fn tutorial_options_keep_both_paths_equal_and_padding_inert() {
+    let b = batch();
+    for (att, cell) in KINDS {
+        for init in ["identity", "zero"] {
+            let i = format!("model.rnn.decoder_init=\"{init}\"");
+            let mut extra = dot_ok(att);
+            extra.extend([
+                i.as_str(),
+                "model.rnn.decoder_input_activation=\"relu\"",
+                "model.rnn.source_bos=true",
+                "model.rnn.source_eos=true",
+                "model.rnn.encoder_layers=2",
+                "model.rnn.decoder_layers=2",
+            ]);
+            let label = format!("{att}/{cell}/{init}");
+            let model = build(&config(att, cell, &extra), 16, 14, 7).expect("builds");
+            assert!(model.params().get("bridge.weight").is_none(), "{label}");
+            assert_paths_agree(model.as_ref(), &b, &label);
+            let base = tensor::no_grad(|| model.logits(&b, None)).to_tensor();
+            let mut padded = b.clone();
+            let mut other_source = b.clone();
+            for r in 0..b.batch_size {
+                for j in 0..b.src_max {
+                    if j >= b.src_len[r] {
+                        padded.src[r * b.src_max + j] = 13;
+                    } else {
+                        other_source.src[r * b.src_max + j] = 15;
                     }
                 }
             }
+            let with_padding = tensor::no_grad(|| model.logits(&padded, None)).to_tensor();
+            assert!(
+                base.max_abs_diff(&with_padding) < 1e-6,
+                "{label}: padding leaked"
+            );
+            // Only a decoder started from zeros with no attention ignores its source.
+            let other = tensor::no_grad(|| model.logits(&other_source, None)).to_tensor();
+            let ignores_source = base.max_abs_diff(&other) == 0.0;
+            assert_eq!(ignores_source, init == "zero" && att == "none", "{label}");
         }
     }
 }

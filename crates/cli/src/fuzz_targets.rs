@@ -9,6 +9,7 @@
 //! | [`config`] | an experiment TOML file | `Config::parse` (parse + validate) |
 //! | [`checkpoint`] | a safetensors or `.npz` checkpoint | loaded into a tiny RNN model / `read_npz` |
 //! | [`request`] | the body of `POST /translate` | `TranslateRequest::parse` |
+//! | [`torch`] | a `torch.save` checkpoint, or its pickle alone | `import::torch_zip::parse_torch`, `import::pickle::parse` |
 //!
 //! The same functions run under libFuzzer (`fuzz/`, `cargo fuzz run NAME`) and in the stable test
 //! suite (`tests/fuzz_seeds.rs`: the committed seeds under `fuzz/seeds/NAME/` plus seeded
@@ -20,6 +21,7 @@ use crate::serve::limits::Limits;
 use attend::config::Config;
 use attend::data::corpus::{read_parallel_from, read_tsv_from};
 use attend::data::tokenizer::Tokenizer;
+use attend::import::torch_zip::parse_torch;
 use attend::models::Seq2Seq;
 use attend::nn::npz::read_npz;
 use attend::nn::params::parse_tensors;
@@ -29,12 +31,13 @@ use std::path::Path;
 pub type Target = fn(&[u8]) -> Result<(), String>;
 
 /// Every target by name, as `fuzz/fuzz_targets/NAME.rs` and `fuzz/seeds/NAME/` are named.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("corpus", corpus),
     ("tokenizer", tokenizer),
     ("config", config),
     ("checkpoint", checkpoint),
     ("request", request),
+    ("torch", torch),
 ];
 
 /// The bytes as a TSV corpus (columns 0 → 1; and with a header, columns 2 → 0), and split in the
@@ -100,6 +103,19 @@ pub fn request(data: &[u8]) -> Result<(), String> {
             );
             Err(e.message)
         }
+    }
+}
+
+/// The bytes as a `torch.save` checkpoint (its state dict, or the one under `model_state_dict`),
+/// and as a bare pickle. `Ok` when any reading succeeds.
+pub fn torch(data: &[u8]) -> Result<(), String> {
+    let path = Path::new("fuzz.pt");
+    let flat = parse_torch(data, path, None).map(drop);
+    let nested = parse_torch(data, path, Some("model_state_dict")).map(drop);
+    let pickle = attend::import::pickle::parse(data).map(drop);
+    match (flat.or(nested), pickle) {
+        (Ok(()), _) | (_, Ok(())) => Ok(()),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
     }
 }
 

@@ -170,3 +170,8 @@ fn checkpoint_mutations_never_panic() {
 fn request_mutations_never_panic() {
     mutations_never_panic("request");
 }
+
+#[test]
+fn torch_mutations_never_panic() {
+    mutations_never_panic("torch");
+}

@@ -8,8 +8,8 @@ mod validate;
 
 pub use crate::caption::CaptionConfig;
 pub use model::{
-    Activation, AttentionScore, CaptionerConfig, Cell, ModelConfig, ModelKind, NormPlacement,
-    PositionKind, RnnConfig, TransformerConfig,
+    Activation, AttentionScore, CaptionerConfig, Cell, DecoderInit, InputActivation, ModelConfig,
+    ModelKind, NormPlacement, PositionKind, RnnConfig, TransformerConfig,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -82,6 +82,30 @@ impl AttentionScore {
     }
 }
 
+/// Where the RNN decoder's initial state comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderInit {
+    /// `s_0 = tanh(W [fwd_S ; bwd_1] + b)` for all decoder layers (Bahdanau et al.).
+    #[default]
+    Bridge,
+    /// Decoder layer `l` starts from encoder layer `l`'s final states, directions concatenated
+    /// (what `decoder(..., hidden=encoder_hidden)` does in PyTorch's seq2seq tutorial).
+    Identity,
+    /// Zeros.
+    Zero,
+}
+
+/// An activation on the RNN decoder's input embeddings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputActivation {
+    #[default]
+    None,
+    /// `max(0, x)`, as the PyTorch seq2seq tutorial's `DecoderRNN`.
+    Relu,
+}
+
 /// The Transformer's feed-forward activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +163,22 @@ pub struct RnnConfig {
     pub attention_size: usize,
     /// Dropout on embeddings, between stacked layers and on the decoder output.
     pub dropout: f32,
+    /// The decoder's initial state.
+    #[serde(skip_serializing_if = "is_default")]
+    pub decoder_init: DecoderInit,
+    /// Activation on the decoder's input embeddings.
+    #[serde(skip_serializing_if = "is_default")]
+    pub decoder_input_activation: InputActivation,
+    /// The encoder reads every source after `<s>`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub source_bos: bool,
+    /// The encoder reads every source followed by `</s>` (the PyTorch tutorial appends `EOS`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub source_eos: bool,
+}
+
+fn is_default<T: Default + PartialEq>(x: &T) -> bool {
+    *x == T::default()
 }
 
 impl Default for RnnConfig {
@@ -154,6 +194,10 @@ impl Default for RnnConfig {
             attention: AttentionScore::Additive,
             attention_size: 256,
             dropout: 0.0,
+            decoder_init: DecoderInit::Bridge,
+            decoder_input_activation: InputActivation::None,
+            source_bos: false,
+            source_eos: false,
         }
     }
 }
@@ -201,6 +245,10 @@ pub struct TransformerConfig {
     /// `decoder.norm`); Marian's post-norm models have none.
     #[serde(skip_serializing_if = "is_true")]
     pub final_norm: bool,
+    /// The encoder reads every source after `<s>` (PyTorch's translation tutorial wraps sources
+    /// in `<bos> … <eos>`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub source_bos: bool,
     /// The encoder reads every source followed by `</s>` (Marian appends it to the source).
     #[serde(skip_serializing_if = "is_false")]
     pub source_eos: bool,
@@ -227,6 +275,7 @@ impl Default for TransformerConfig {
             shared_embeddings: false,
             tie_output: false,
             final_norm: true,
+            source_bos: false,
             source_eos: false,
             dropout: 0.0,
             attention_dropout: None,

@@ -6,7 +6,7 @@
 //! The bounds shared with the command line and the server ([`MAX_BEAM`], [`ALPHA_RANGE`]) live
 //! here, so that `search.beam`, `--beam` and a request's `"beam"` obey one rule.
 
-use super::model::{AttentionScore, CaptionerConfig, RnnConfig, TransformerConfig};
+use super::model::{AttentionScore, CaptionerConfig, DecoderInit, RnnConfig, TransformerConfig};
 use super::{ConfigError, DataConfig, ScheduleName, SearchConfig, TrainConfig};
 use crate::data::tokenizer::SPECIAL_TOKENS;
 use std::ops::RangeInclusive;
@@ -186,6 +186,17 @@ impl RnnConfig {
         if self.attention == AttentionScore::Dot && dk != self.decoder_hidden() {
             return bad(format!(
                 "model.rnn.attention = \"dot\" scores sᵀh, so the decoder hidden size ({}) must equal the encoder output size ({dk} = {dirs} × {}); set model.rnn.decoder_hidden = {dk}",
+                self.decoder_hidden(),
+                self.hidden,
+            ));
+        }
+        if self.decoder_init == DecoderInit::Identity
+            && (dk != self.decoder_hidden() || self.encoder_layers != self.decoder_layers)
+        {
+            return bad(format!(
+                "model.rnn.decoder_init = \"identity\" starts decoder layer l from encoder layer l's final states, so the layers must match (encoder {}, decoder {}) and the decoder hidden size ({}) must equal {dk} = {dirs} × {}",
+                self.encoder_layers,
+                self.decoder_layers,
                 self.decoder_hidden(),
                 self.hidden,
             ));

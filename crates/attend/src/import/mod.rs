@@ -1,5 +1,6 @@
 //! Translation models from elsewhere made into ordinary attend run directories: Marian / OPUS-MT
-//! (`model.npz`, [`marian`]) and Hugging Face `MarianMTModel` (`model.safetensors`, [`hf`]).
+//! (`model.npz`, [`marian`]), Hugging Face `MarianMTModel` (`model.safetensors`, [`hf`]), and
+//! PyTorch models with a mapping file ([`torch_import`]).
 //!
 //! Both are one network, Marian's Transformer (Junczys-Dowmunt et al. 2018), which attend's
 //! [`Transformer`](crate::models::transformer::Transformer) computes with the choices of
@@ -18,7 +19,13 @@
 
 pub mod hf;
 pub mod marian;
+pub mod pickle;
 pub mod run_dir;
+pub mod torch_check;
+pub mod torch_import;
+pub mod torch_map;
+pub mod torch_vocab;
+pub mod torch_zip;
 pub mod weights;
 
 pub use run_dir::{write_run, ImportSummary};
@@ -66,6 +73,14 @@ pub enum ImportError {
         weights: String,
         rows: usize,
         what: &'static str,
+    },
+    #[error("{path}: the checkpoint does not fit the mapping ({} problems):\n  {}", problems.len(), problems.join("\n  "))]
+    Mapping { path: String, problems: Vec<String> },
+    #[error("{path}: the imported model decodes {} of the {total} check sentences differently; the mapping (special ids, names, options) does not describe the model:\n  {}", failures.len(), failures.join("\n  "))]
+    Check {
+        path: String,
+        total: usize,
+        failures: Vec<String>,
     },
     #[error("writing the run directory {path}: {reason}")]
     Write { path: String, reason: String },

@@ -15,6 +15,7 @@
 //! ([`SentencePiece::to_tokenizer`](crate::data::sentencepiece::SentencePiece::to_tokenizer)), so
 //! raw text is segmented as Marian and Hugging Face segment it and output ids decode to text.
 
+use super::torch_map::Rows;
 use super::{ImportError, MarianModel};
 use crate::config::{
     Config, CorpusName, ModelConfig, NormPlacement, PositionKind, SearchStyle, TokenizerName,
@@ -38,9 +39,6 @@ pub struct ImportSummary {
     pub src_vocab: usize,
     pub tgt_vocab: usize,
 }
-
-/// Where attend id `i`'s row comes from: a model id, or zeros.
-type Rows = Vec<Option<u32>>;
 
 /// attend's order of a vocabulary: the rows and the tokens. `start`: the decoder's first input.
 fn order(
@@ -76,7 +74,7 @@ fn order(
 }
 
 /// The rows of `t [V, …]` (or of a vector `[V]`) in the order `rows` (zeros for `None`).
-fn permute(t: &Tensor, rows: &Rows) -> Tensor {
+pub(super) fn permute(t: &Tensor, rows: &Rows) -> Tensor {
     let width = t.numel() / t.dim(0).max(1);
     let mut data = vec![0.0f32; rows.len() * width];
     for (out, row) in data.chunks_mut(width.max(1)).zip(rows) {
@@ -193,22 +191,24 @@ pub fn write_run(model: MarianModel, out: &Path) -> Result<ImportSummary, Import
 }
 
 /// The configuration of a run imported from elsewhere: the embedded default's training and search
-/// settings, an `imported` corpus of `src_vocab` / `tgt_vocab` tokens (joint where the model shares
-/// its embeddings) as long as the positional table allows, and `model`.
+/// settings, an `imported` corpus of `src_vocab` / `tgt_vocab` tokens (joint where a Transformer
+/// shares its embeddings; as long as its positional table allows), and `model`.
 pub fn imported_config(
     name: &str,
     src_vocab: usize,
     tgt_vocab: usize,
-    model: TransformerConfig,
+    model: ModelConfig,
 ) -> Config {
     let mut c = Config::load(None, &[]).expect("the embedded default config parses");
     c.name = name.into();
     c.data.corpus = CorpusName::Imported;
     c.data.tokenizer = TokenizerName::Word;
     c.data.vocab_size = src_vocab.max(tgt_vocab);
-    c.data.joint_vocab = model.shared_embeddings;
-    c.data.max_len = model.max_positions.saturating_sub(1).max(1);
-    c.model = ModelConfig::Transformer(model);
+    if let ModelConfig::Transformer(t) = &model {
+        c.data.joint_vocab = t.shared_embeddings;
+        c.data.max_len = t.max_positions.saturating_sub(1).max(1);
+    }
+    c.model = model;
     c
 }
 
@@ -230,11 +230,17 @@ pub fn marian_transformer(m: &MarianModel, src_vocab: usize, tgt_vocab: usize) -
         shared_embeddings: m.shared_embeddings,
         tie_output: m.tie_output,
         final_norm: false,
+        source_bos: false,
         source_eos: true,
         dropout: 0.0,
         attention_dropout: None,
     };
-    let mut c = imported_config("imported-marian", src_vocab, tgt_vocab, model);
+    let mut c = imported_config(
+        "imported-marian",
+        src_vocab,
+        tgt_vocab,
+        ModelConfig::Transformer(model),
+    );
     c.search.beam = 4;
     c.search.alpha = 1.0;
     c.search.max_len_a = 0.0;

@@ -6,6 +6,7 @@ use crate::nn::Params;
 use tensor::{Rng, Tensor, Var};
 
 pub mod rnn;
+pub mod source_wrap;
 pub mod transformer;
 
 /// What one decoding step returns for every live row.
@@ -40,6 +41,12 @@ pub trait Seq2Seq {
 
     /// Largest target id + 1.
     fn tgt_vocab(&self) -> usize;
+
+    /// The tokens the encoder reads for one source (the columns of the attention maps): `ids`,
+    /// wrapped in `<s>` / `</s>` where the model reads them so.
+    fn encoder_input(&self, ids: &[u32]) -> Vec<u32> {
+        ids.to_vec()
+    }
 
     /// The model as a Transformer, for what only it has (every layer's and head's attention maps).
     fn as_transformer(&self) -> Option<&transformer::Transformer> {

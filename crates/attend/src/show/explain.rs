@@ -68,11 +68,9 @@ pub fn explain(
     if sentence.trim().is_empty() || src.is_empty() {
         return Err(ExplainError::Empty(sentence.to_string()));
     }
-    // The attention covers what the encoder reads: the source, and `</s>` where the model appends
-    // it (`source_eos`, imported Marian models).
-    let read = model
-        .as_transformer()
-        .map_or_else(|| src.clone(), |t| t.encoder_input(&src));
+    // The attention covers what the encoder reads: the source, wrapped in `<s>` / `</s>` where
+    // the model reads them (imported Marian and PyTorch models).
+    let read = model.encoder_input(&src);
     let source_tokens = display_tokens(&vocabs.src, &read);
     let n = read.len();
     let (steps, ids, scores_from) = tensor::no_grad(|| {

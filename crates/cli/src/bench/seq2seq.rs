@@ -70,6 +70,7 @@ impl Seq2SeqBench {
             },
             attention_size: self.attn_dim,
             dropout: 0.0,
+            ..RnnConfig::default()
         });
         config
             .validate()

@@ -136,6 +136,7 @@ impl TransformerBench {
             shared_embeddings: false,
             tie_output: false,
             final_norm: true,
+            source_bos: false,
             source_eos: false,
             dropout: self.dropout as f32,
             attention_dropout: Some(self.dropout as f32),

@@ -8,47 +8,67 @@
 //! ```
 //!
 //! One linear layer serves all `L` decoder layers; its parameters are `bridge.weight [L·H, D·H]`
-//! and `bridge.bias [L·H]`.
+//! and `bridge.bias [L·H]`. Two other starts have no parameters (`model.rnn.decoder_init`):
+//!
+//! ```text
+//! identity   layer l starts from encoder layer l's final states [fwd ; bwd]   [B, D·H] = [B, H]
+//! zero       every layer starts from zeros
+//! ```
+//! (an LSTM's cell state starts from zeros in every case).
 
 use super::decoder::State;
+use crate::config::DecoderInit;
 use crate::nn::rnn::CellKind;
 use crate::nn::{Linear, Params};
 use tensor::{Rng, Tensor, Var};
 
 /// The bridge (see the module doc).
 pub(super) struct Bridge {
-    linear: Linear,
+    /// `Some` for `decoder_init = "bridge"`.
+    linear: Option<Linear>,
+    /// Without a bridge: `true` starts from the encoder's states, `false` from zeros.
+    identity: bool,
     kind: CellKind,
     layers: usize,
     hidden: usize,
 }
 
 impl Bridge {
-    /// Registers `bridge.weight`, `bridge.bias`: `input` (the encoder's `D·H`) → `layers · hidden`.
+    /// Registers `bridge.weight`, `bridge.bias` (`input`, the encoder's `D·H` → `layers · hidden`)
+    /// where `init` is [`DecoderInit::Bridge`].
     pub(super) fn new(
         params: &mut Params,
+        init: DecoderInit,
         input: usize,
         kind: CellKind,
-        layers: usize,
-        hidden: usize,
+        (layers, hidden): (usize, usize),
         rng: &mut Rng,
     ) -> Bridge {
         Bridge {
-            linear: Linear::new(params, "bridge", input, layers * hidden, true, rng),
+            linear: (init == DecoderInit::Bridge)
+                .then(|| Linear::new(params, "bridge", input, layers * hidden, true, rng)),
+            identity: init == DecoderInit::Identity,
             kind,
             layers,
             hidden,
         }
     }
 
-    /// `last [B, D·H]` → the initial state of every decoder layer, `[B, H]` each.
-    pub(super) fn forward(&self, last: &Var) -> Vec<State> {
+    /// The initial state of every decoder layer, `[B, H]` each, from `finals`: each encoder
+    /// layer's final states `[B, D·H]`, bottom first.
+    pub(super) fn forward(&self, finals: &[Var]) -> Vec<State> {
+        let last = finals.last().expect("the encoder has a layer");
         let (b, h) = (last.dim(0), self.hidden);
-        let s0 = self.linear.forward(last).tanh(); // [B, L·H]
+        let zeros = || Var::constant(Tensor::zeros(&[b, h]));
+        let s0 = self.linear.as_ref().map(|l| l.forward(last).tanh()); // [B, L·H]
         (0..self.layers)
             .map(|l| State {
-                h: s0.narrow(1, l * h, h),
-                c: (self.kind == CellKind::Lstm).then(|| Var::constant(Tensor::zeros(&[b, h]))),
+                h: match (&s0, self.identity) {
+                    (Some(s0), _) => s0.narrow(1, l * h, h),
+                    (None, true) => finals[l].clone(),
+                    (None, false) => zeros(),
+                },
+                c: (self.kind == CellKind::Lstm).then(&zeros),
             })
             .collect()
     }

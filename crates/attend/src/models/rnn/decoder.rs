@@ -6,6 +6,7 @@
 //!   (c_t, a_t) = attention.step(s_{t-1}, h, mask)   query = top layer's state   [B, Dk], [B, S]
 //!   s_t   = RNN([tgt_emb(y_{t-1}) ; c_t], s_{t-1})   input feeding               [B, H]
 //!   logits_t = out_proj(dropout([s_t ; c_t]))                                    [B, V]
+//! (tgt_emb(y) is max(0, tgt_emb(y)) where decoder_input_activation = "relu")
 //! without attention (the decoder sees only s_0):
 //!   s_t   = RNN(tgt_emb(y_{t-1}), s_{t-1});  logits_t = out_proj(dropout(s_t))
 //! ```
@@ -32,6 +33,8 @@ pub(super) struct RnnDecoder {
     attention: Option<Box<dyn StepAttention>>,
     /// Run the attention's fast step (`true`, the default) or its plain step.
     pub(super) fused: bool,
+    /// ReLU on the input embeddings (`decoder_input_activation = "relu"`).
+    pub(super) input_relu: bool,
     /// `decoder.weight_ih_l{k}` …; layer 0 reads `[emb ; context]` with attention.
     layers: Vec<RnnWeights>,
     /// `out_proj [V, H (+ Dk)]`.
@@ -95,6 +98,7 @@ impl RnnDecoder {
             kind,
             attention,
             fused: true,
+            input_relu: false,
             layers,
             out_proj,
             dropout,
@@ -187,11 +191,18 @@ impl RnnDecoder {
         }
     }
 
-    /// Target embeddings of `ids` laid out as `shape` → `[shape..., E]`.
+    /// Target embeddings of `ids` laid out as `shape` → `[shape..., E]` (through a ReLU where
+    /// `input_relu`).
     fn embed(&self, ids: &[u32], shape: &[usize]) -> Var {
-        self.embedding
+        let y = self
+            .embedding
             .forward(ids, shape)
-            .expect("target ids come from the model's vocabulary")
+            .expect("target ids come from the model's vocabulary");
+        if self.input_relu {
+            y.relu()
+        } else {
+            y
+        }
     }
 
     /// One attention step and one step of the stack: the query is the top layer's state,

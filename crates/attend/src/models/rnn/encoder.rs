@@ -3,11 +3,11 @@
 //! ```text
 //! x     = dropout(src_emb(src))                          [B, S, E]
 //! h_j   = [fwd_j ; bwd_j]   stacked (bi)RNN over x        [B, S, Dk = D·H]   the annotations
-//! last  = [fwd_S ; bwd_1]   top layer's final states     [B, D·H]           torch's h_n[-D..]
+//! final_l = [fwd_S ; bwd_1] of layer l (top: last)     [B, D·H]           torch's h_n[l·D..(l+1)·D]
 //! ```
 //!
-//! The annotations are what the decoder attends to; `last` is what the [bridge](super::bridge)
-//! turns into the decoder's initial state. Padded positions (beyond `src_len`) are zero in `h`
+//! The annotations are what the decoder attends to; the final states are what the
+//! [bridge](super::bridge) turns into the decoder's initial state. Padded positions (beyond `src_len`) are zero in `h`
 //! and do not reach the final states.
 
 use crate::nn::rnn::{CellKind, RnnConfig, RnnError};
@@ -29,8 +29,9 @@ pub(super) struct RnnEncoder {
 pub(super) struct Encoded {
     /// `h [B, S, Dk]`.
     pub(super) annotations: Var,
-    /// Final states of the top layer, both directions concatenated: `[B, D·H]`.
-    pub(super) last: Var,
+    /// Final states of every layer, bottom first, both directions concatenated: `[B, D·H]` each
+    /// (the last is the top layer's).
+    pub(super) finals: Vec<Var>,
 }
 
 impl RnnEncoder {
@@ -50,7 +51,7 @@ impl RnnEncoder {
         })
     }
 
-    /// Size `Dk = D·H` of an annotation (and of `last`).
+    /// Size `Dk = D·H` of an annotation (and of a final state).
     pub(super) fn output_size(&self) -> usize {
         self.rnn.directions() * self.rnn.config().hidden_size
     }
@@ -69,17 +70,22 @@ impl RnnEncoder {
         let enc = self.rnn.forward(&x, src_len, None, rng)?; // output [B, S, D·H]
         let cfg = self.rnn.config();
         let dirs = self.rnn.directions();
-        // h_n is [L·D, B, H]; the top layer's directions are its last D entries.
-        let top = (cfg.num_layers - 1) * dirs;
-        let finals: Vec<Var> = (0..dirs).map(|d| enc.state.h.select(0, top + d)).collect();
-        let last = if dirs == 1 {
-            finals[0].clone()
-        } else {
-            Var::concat(&finals, -1) // [B, D·H]
-        };
+        // h_n is [L·D, B, H]; layer l's directions are entries l·D .. (l+1)·D.
+        let finals = (0..cfg.num_layers)
+            .map(|l| {
+                let dir: Vec<Var> = (0..dirs)
+                    .map(|d| enc.state.h.select(0, l * dirs + d))
+                    .collect();
+                if dirs == 1 {
+                    dir[0].clone()
+                } else {
+                    Var::concat(&dir, -1) // [B, D·H]
+                }
+            })
+            .collect();
         Ok(Encoded {
             annotations: enc.output,
-            last,
+            finals,
         })
     }
 }

@@ -24,15 +24,16 @@ mod bridge;
 mod decoder;
 mod encoder;
 
+use super::source_wrap::SourceWrap;
 use super::{Decoding, Seq2Seq};
 use crate::attention::{AdditiveAttention, MultiplicativeAttention, StepAttention};
-use crate::config::{AttentionScore, Cell, Config, ModelConfig};
+use crate::config::{AttentionScore, Cell, Config, InputActivation, ModelConfig};
 use crate::data::batcher::Batch;
 use crate::nn::rnn::{CellKind, RnnConfig};
 use crate::nn::{Dropout, Embedding, Params};
 use anyhow::{bail, Result};
 use bridge::Bridge;
-use decoder::{RnnDecoder, State};
+use decoder::{Memory, RnnDecoder, State};
 use encoder::RnnEncoder;
 use tensor::{Rng, Var};
 
@@ -43,6 +44,8 @@ pub struct RnnSeq2Seq {
     bridge: Bridge,
     decoder: RnnDecoder,
     tgt_vocab: usize,
+    /// `<s>` / `</s>` around every source (`source_bos`, `source_eos`).
+    wrap: SourceWrap,
 }
 
 impl RnnSeq2Seq {
@@ -81,7 +84,14 @@ impl RnnSeq2Seq {
         };
         let encoder = RnnEncoder::new(&mut params, src_emb, kind, enc_cfg, dropout, &mut rng)?;
         let dk = encoder.output_size();
-        let bridge = Bridge::new(&mut params, dk, kind, m.decoder_layers, hd, &mut rng);
+        let bridge = Bridge::new(
+            &mut params,
+            m.decoder_init,
+            dk,
+            kind,
+            (m.decoder_layers, hd),
+            &mut rng,
+        );
         let attention: Option<Box<dyn StepAttention>> = match m.attention {
             AttentionScore::Additive => Some(Box::new(AdditiveAttention::new(
                 &mut params,
@@ -101,7 +111,7 @@ impl RnnSeq2Seq {
             ))),
             AttentionScore::None => None,
         };
-        let decoder = RnnDecoder::new(
+        let mut decoder = RnnDecoder::new(
             &mut params,
             tgt_emb,
             kind,
@@ -111,12 +121,17 @@ impl RnnSeq2Seq {
             dropout,
             &mut rng,
         );
+        decoder.input_relu = m.decoder_input_activation == InputActivation::Relu;
         Ok(RnnSeq2Seq {
             params,
             encoder,
             bridge,
             decoder,
             tgt_vocab,
+            wrap: SourceWrap {
+                bos: m.source_bos,
+                eos: m.source_eos,
+            },
         })
     }
 
@@ -127,17 +142,20 @@ impl RnnSeq2Seq {
         self.decoder.fused = fused;
     }
 
-    /// Encodes `src [B, S]`: annotations `[B, S, Dk]` and the initial decoder states, one `[B, H]`
-    /// per decoder layer.
+    /// Encodes `src [B, S]` (wrapped in `<s>` / `</s>` where the model reads them so): the
+    /// decoder's memory of the annotations `[B, S, Dk]` and its initial states, one `[B, H]` per
+    /// decoder layer.
     fn encode(
         &self,
         src: &[u32],
         src_len: &[usize],
         s: usize,
         rng: Option<&mut Rng>,
-    ) -> Result<(Var, Vec<State>)> {
-        let enc = self.encoder.forward(src, src_len, s, rng)?;
-        Ok((enc.annotations, self.bridge.forward(&enc.last)))
+    ) -> Result<(Memory, Vec<State>)> {
+        let (src, src_len, s) = self.wrap.batch(src, src_len, s);
+        let enc = self.encoder.forward(&src, &src_len, s, rng)?;
+        let memory = self.decoder.memory(enc.annotations, &src_len, s);
+        Ok((memory, self.bridge.forward(&enc.finals)))
     }
 }
 
@@ -151,7 +169,7 @@ impl Seq2Seq for RnnSeq2Seq {
     }
 
     fn logits(&self, batch: &Batch, mut rng: Option<&mut Rng>) -> Var {
-        let (ann, states) = self
+        let (memory, states) = self
             .encode(
                 &batch.src,
                 &batch.src_len,
@@ -159,7 +177,6 @@ impl Seq2Seq for RnnSeq2Seq {
                 rng.as_deref_mut(),
             )
             .expect("batches are validated by the batcher");
-        let memory = self.decoder.memory(ann, &batch.src_len, batch.src_max);
         self.decoder.forward(
             &batch.tgt_in,
             &batch.tgt_len,
@@ -176,11 +193,14 @@ impl Seq2Seq for RnnSeq2Seq {
         src_len: &[usize],
         src_max: usize,
     ) -> Box<dyn Decoding + 'a> {
-        let (ann, states) = self
+        let (memory, states) = self
             .encode(src, src_len, src_max, None)
             .expect("inputs validated by the caller");
-        let memory = self.decoder.memory(ann, src_len, src_max);
         Box::new(self.decoder.begin(memory, states))
+    }
+
+    fn encoder_input(&self, ids: &[u32]) -> Vec<u32> {
+        self.wrap.tokens(ids)
     }
 }
 

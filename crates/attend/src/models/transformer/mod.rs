@@ -46,12 +46,12 @@ pub use self::spec::{LayerSpec, PositionKind, TransformerSpec};
 
 use self::decoding::TransformerDecoding;
 use self::embedding::InputEmbedding;
+use super::source_wrap::SourceWrap;
 use super::{Decoding, Seq2Seq};
 use crate::attention::mask::padding_mask;
 use crate::attention::AttentionError;
 use crate::config::Config;
 use crate::data::batcher::Batch;
-use crate::data::tokenizer::{EOS, PAD};
 use crate::nn::dropout::DropoutError;
 use crate::nn::embedding::EmbeddingError;
 use crate::nn::{LayerNorm, Linear, Params};
@@ -208,7 +208,13 @@ impl Transformer {
     /// [`TransformerError::TooLong`] naming both lengths. A decode emits at most `max_positions`
     /// tokens (step `t` reads position `t`).
     pub fn check_source_len(&self, len: usize) -> Result<(), TransformerError> {
-        self.embedding.check_fits("source", len)
+        self.embedding
+            .check_fits("source", len + self.wrap().extra())
+    }
+
+    /// The longest source the positional table holds (`<s>` / `</s>` where the model adds them).
+    pub fn max_source_len(&self) -> usize {
+        self.spec.max_positions.saturating_sub(self.wrap().extra())
     }
 
     /// Encodes `src [B, src_max]` (padded, real lengths `src_len`). `rng`: `Some` while training.
@@ -243,38 +249,28 @@ impl Transformer {
         })
     }
 
-    /// The tokens the encoder reads for one source: `ids`, then `</s>` where `source_eos` (the
-    /// columns of the attention maps).
+    /// The tokens the encoder reads for one source: `ids`, wrapped where `source_bos` /
+    /// `source_eos` (the columns of the attention maps).
     pub fn encoder_input(&self, ids: &[u32]) -> Vec<u32> {
-        let mut out = ids.to_vec();
-        if self.spec.source_eos {
-            out.push(EOS);
-        }
-        out
+        self.wrap().tokens(ids)
     }
 
-    /// What the encoder reads: `src [B, src_max]` as given, or with `</s>` after each row's real
-    /// tokens where `source_eos` (then `[B, src_max + 1]`, lengths + 1).
+    fn wrap(&self) -> SourceWrap {
+        SourceWrap {
+            bos: self.spec.source_bos,
+            eos: self.spec.source_eos,
+        }
+    }
+
+    /// What the encoder reads: `src [B, src_max]` as given, or each row wrapped in `<s>` / `</s>`
+    /// where `source_bos` / `source_eos` (then wider, lengths longer).
     fn source(
         &self,
         src: &[u32],
         src_len: &[usize],
         src_max: usize,
     ) -> (Vec<u32>, Vec<usize>, usize) {
-        if !self.spec.source_eos {
-            return (src.to_vec(), src_len.to_vec(), src_max);
-        }
-        let width = src_max + 1;
-        let mut out = vec![PAD; src_len.len() * width];
-        for ((row, ids), &len) in out
-            .chunks_mut(width)
-            .zip(src.chunks(src_max.max(1)))
-            .zip(src_len)
-        {
-            row[..len].copy_from_slice(&ids[..len]);
-            row[len] = EOS;
-        }
-        (out, src_len.iter().map(|l| l + 1).collect(), width)
+        self.wrap().batch(src, src_len, src_max)
     }
 
     /// The decoder's last hidden states `[…, d]` through `decoder.norm` (where the model has it)
@@ -370,6 +366,10 @@ impl Seq2Seq for Transformer {
 
     fn as_transformer(&self) -> Option<&Transformer> {
         Some(self)
+    }
+
+    fn encoder_input(&self, ids: &[u32]) -> Vec<u32> {
+        Transformer::encoder_input(self, ids)
     }
 
     fn logits(&self, batch: &Batch, rng: Option<&mut Rng>) -> Var {

@@ -33,6 +33,8 @@ pub struct TransformerSpec {
     pub tie_output: bool,
     /// A layer norm after each stack (`transformer.encoder.norm`, `transformer.decoder.norm`).
     pub final_norm: bool,
+    /// The encoder reads every source after `<s>`.
+    pub source_bos: bool,
     /// The encoder reads every source followed by `</s>`.
     pub source_eos: bool,
     pub dropout: f32,
@@ -68,6 +70,7 @@ impl TransformerSpec {
             shared_embeddings: m.shared_embeddings,
             tie_output: m.tie_output,
             final_norm: m.final_norm,
+            source_bos: m.source_bos,
             source_eos: m.source_eos,
             dropout: m.dropout,
             attention_dropout: m.attention_dropout(),
