@@ -62,14 +62,14 @@ fn step_scores_are_q_dot_k_over_sqrt_dk_per_head() {
                 .collect()
         };
         let dh = d / heads;
-        for bi in 0..b {
+        for (bi, &len) in lens.iter().enumerate() {
             for t in 0..n {
                 let q = project(&query.data()[(bi * n + t) * d..][..d], 0);
                 for j in 0..s {
                     let k = project(&memory.data()[(bi * s + j) * d..][..d], 1);
                     for h in 0..heads {
                         let got = scores.data()[((bi * heads + h) * n + t) * s + j];
-                        if j >= lens[bi] {
+                        if j >= len {
                             assert_eq!(got, f32::NEG_INFINITY, "padded key {j} of row {bi}");
                             continue;
                         }

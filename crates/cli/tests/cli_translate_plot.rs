@@ -191,7 +191,7 @@ fn a_transformers_line_map_is_the_chosen_layer_and_head() {
     let c = &loaded.config;
     let hyp = translate_ids(
         &*loaded.model,
-        &[src.clone()],
+        std::slice::from_ref(&src),
         c,
         c.search.beam,
         c.search.alpha,
