@@ -7,7 +7,7 @@
 //! [`greedy`](crate::search::greedy()) records in `Hypothesis::attention`.
 //!
 //! A Transformer has a cross-attention per decoder layer and head; its explanation
-//! ([`explain_heads`](super::explain_heads)) keeps every one of them in
+//! (`explain_heads.rs`) keeps every one of them in
 //! [`Explanation::cross_attention`] and shows one [`HeadView`] in the steps.
 
 use super::explain_heads::explain_transformer;
