@@ -7,6 +7,7 @@
 use attend::data::sentencepiece::SentencePiece;
 use attend::import::{hf, marian, write_run};
 use attend::nn::params::load_tensors;
+use attend::search::{attended_len, greedy, hf_generate};
 use attend::train::checkpoint::{load_model, LoadedModel};
 use attend::translate::translate_ids;
 use serde_json::Value;
@@ -180,6 +181,44 @@ fn check_generate(variant: &str, form: &str) {
             differ.is_empty(),
             "{variant}/{form} {key}: sentences {differ:?} differ from Hugging Face"
         );
+    }
+}
+
+/// The attention a search records for an imported model covers the `</s>` it appends to every
+/// source: one column more than the source, every row a distribution over them, in every search.
+#[test]
+fn recorded_attention_covers_the_appended_end_of_source() {
+    let m = import("tied", "hf", "attention-eos");
+    let srcs: Vec<Vec<u32>> = sources(&m).into_iter().take(8).collect();
+    let model = m.run.model.as_ref();
+    let lens: Vec<usize> = srcs.iter().map(Vec::len).collect();
+    let max = lens.iter().copied().max().unwrap();
+    let mut padded = vec![0u32; srcs.len() * max];
+    for (row, s) in padded.chunks_mut(max).zip(&srcs) {
+        row[..s.len()].copy_from_slice(s);
+    }
+    let limits = vec![20; srcs.len()];
+    let searches = [
+        (
+            "hf greedy",
+            hf_generate(model, (&padded, &lens, max), 1, 1.0, &limits),
+        ),
+        (
+            "hf beam 4",
+            hf_generate(model, (&padded, &lens, max), 4, 1.0, &limits),
+        ),
+        ("greedy", greedy(model, &padded, &lens, max, 20)),
+    ];
+    for (name, hyps) in searches {
+        for (h, len) in hyps.iter().zip(&lens) {
+            assert_eq!(attended_len(model, *len), len + 1);
+            assert!(!h.attention.is_empty(), "{name}");
+            for row in &h.attention {
+                assert_eq!(row.len(), len + 1, "{name}: a column for </s>");
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-4, "{name}: row sums to {sum}");
+            }
+        }
     }
 }
 

@@ -7,8 +7,10 @@ mod cli_support;
 use attend::models::transformer::Transformer;
 use attend::models::Seq2Seq;
 use attend::search::greedy;
-use attend::show::plots::{hypothesis_heat_map, teacher_forced_input};
-use attend::show::Picture;
+use attend::show::plots::{
+    attention_heat_map, display_tokens, hypothesis_heat_map, target_labels, teacher_forced_input,
+};
+use attend::show::{HeadView, Picture};
 use attend::translate::translate_ids;
 use cli_support::{attend, fails, load, ok, out_dir, png_size, svg_texts, tiny_run};
 
@@ -178,4 +180,87 @@ fn transformer_layers_and_heads() {
             assert!((mean - w).abs() < 1e-5, "row {i} col {j}: {mean} vs {w}");
         }
     }
+}
+
+#[test]
+fn a_transformers_line_map_is_the_chosen_layer_and_head() {
+    let dir = tiny_run(&out_dir("plot-view-model"), "transformer", "none", 6);
+    let loaded = load(&dir);
+    let line = "where is the green tree in the summer café";
+    let src = loaded.vocabs.src.encode(line).unwrap();
+    let c = &loaded.config;
+    let hyp = translate_ids(
+        &*loaded.model,
+        std::slice::from_ref(&src),
+        c,
+        c.search.beam,
+        c.search.alpha,
+    )
+    .remove(0);
+    let tgt_in = teacher_forced_input(&hyp);
+    let t = loaded.model.as_transformer().unwrap();
+    let maps = t
+        .attention_maps(&src, &[src.len()], src.len(), &tgt_in, tgt_in.len())
+        .unwrap();
+    let (rows, cols) = (tgt_in.len(), src.len());
+    let labels = (
+        display_tokens(&loaded.vocabs.src, &src),
+        target_labels(&loaded.vocabs.tgt, &hyp),
+    );
+    let model = dir.to_str().unwrap();
+    for (extra, view, words) in [
+        (vec![], HeadView::alignment(2), "layer 1, mean of 2 heads"),
+        (
+            vec!["--layer", "2", "--head", "1"],
+            HeadView {
+                layer: 2,
+                head: Some(1),
+            },
+            "layer 2, head 1",
+        ),
+    ] {
+        let plots = out_dir(&format!("plot-view-{}", extra.len()));
+        let plot = plots.to_str().unwrap();
+        ok(&attend(
+            &[&["translate", "--model", model, "--plot", plot][..], &extra].concat(),
+            &format!("{line}\n"),
+        ));
+        let weights = view.rows_of(maps.cross[view.layer - 1].data(), 2, rows, cols);
+        let title = format!("{line} ({words})");
+        let map = attention_heat_map(title, &labels.0, &labels.1, &weights).unwrap();
+        assert_eq!(
+            std::fs::read(plots.join("line-1.png")).unwrap(),
+            map.png_bytes().unwrap(),
+            "line-1.png shows {words}"
+        );
+        for row in &weights {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+    let plots = out_dir("plot-view-bad");
+    let plot = plots.to_str().unwrap();
+    let err = fails(&attend(
+        &["translate", "--model", model, "--plot", plot, "--head", "3"],
+        "black cat\n",
+    ));
+    assert!(err.contains("head 3 does not exist"), "{err}");
+    let err = fails(&attend(
+        &["translate", "--model", model, "--layer", "1"],
+        "black cat\n",
+    ));
+    assert!(err.contains("--plot"), "{err}");
+    let rnn = tiny_run(&out_dir("plot-view-rnn"), "rnn", "additive", 6);
+    let err = fails(&attend(
+        &[
+            "translate",
+            "--model",
+            rnn.to_str().unwrap(),
+            "--plot",
+            plot,
+            "--layer",
+            "1",
+        ],
+        "black cat\n",
+    ));
+    assert!(err.contains("RNN with a single attention"), "{err}");
 }

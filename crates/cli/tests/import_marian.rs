@@ -235,3 +235,43 @@ fn explain_shows_the_appended_end_of_source() {
         );
     }
 }
+
+/// `translate --plot` on an imported model: the maps' columns are the source tokens and the `</s>`
+/// the model appends (the picture of the alignment view and of every layer and head).
+#[test]
+fn plots_show_the_appended_end_of_source() {
+    let run = scratch("plot");
+    let dir = fixtures("tied").join("hf");
+    let o = attend(
+        &[
+            "import",
+            "hf",
+            dir.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plots = scratch("plot-pictures");
+    let o = attend(
+        &[
+            "translate",
+            "--model",
+            run.to_str().unwrap(),
+            "--plot",
+            plots.to_str().unwrap(),
+        ],
+        "The cat sat on the mat.\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for svg in ["line-1.svg", "line-1/cross-l2-h3.svg"] {
+        let text = std::fs::read_to_string(plots.join(svg)).unwrap();
+        assert!(text.contains("&lt;/s&gt;"), "{svg} labels the </s> column");
+    }
+    let text = std::fs::read_to_string(plots.join("line-1.svg")).unwrap();
+    assert!(
+        text.contains("layer 1, mean of 4 heads"),
+        "the alignment view"
+    );
+}

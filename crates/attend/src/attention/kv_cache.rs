@@ -289,6 +289,53 @@ impl MultiHeadAttention {
         self.step_heads(q.data(), b, n, k, v, mask)
     }
 
+    /// The scaled dot-product scores `e = q·k / √d_h` of `query [B, n, d]` against the keys of a
+    /// [`StepMemory`], per head → `[B, H, n, S]`, with `-∞` at the keys `key_padding [B, S]` masks
+    /// (1 = masked). The plain loop behind what [`attend_step`](Self::attend_step) computes inside
+    /// its kernel, which keeps only `softmax(e)`: `attend explain` shows these scores beside
+    /// the weights. Sums in f64.
+    pub fn step_scores(
+        &self,
+        query: &Var,
+        memory: &StepMemory,
+        key_padding: Option<&Tensor>,
+    ) -> Result<Tensor, AttentionError> {
+        let d = self.checked_d_model()?;
+        let qs = query.shape();
+        let (b, s, heads) = (memory.batch(), memory.len(), self.heads);
+        if qs.len() != 3 || qs[0] != b || qs[2] != d {
+            return Err(shape_error(LAYER, "query", &qs, format!("[{b}, T, {d}]")));
+        }
+        if key_padding.is_some_and(|p| p.shape() != [b, s]) {
+            let found = key_padding.map_or(&[][..], Tensor::shape);
+            return Err(shape_error(
+                LAYER,
+                "key padding mask",
+                found,
+                format!("[{b}, {s}]"),
+            ));
+        }
+        let n = qs[1];
+        let dh = d / heads;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let q = query.linear(&memory.w_q, Some(&memory.b_q)).to_tensor(); // [B, n, d]
+        let kv = memory.kv.data(); // [B, S, 2d], keys in the first d columns
+        let mut out = vec![0.0f32; b * heads * n * s];
+        for (i, e) in out.iter_mut().enumerate() {
+            let (row, j) = (i / s, i % s);
+            let (bi, h, t) = (row / (heads * n), row / n % heads, row % n);
+            if key_padding.is_some_and(|p| p.data()[bi * s + j] != 0.0) {
+                *e = f32::NEG_INFINITY;
+                continue;
+            }
+            let q = &q.data()[(bi * n + t) * d + h * dh..][..dh];
+            let k = &kv[(bi * s + j) * 2 * d + h * dh..][..dh];
+            let dot: f64 = q.iter().zip(k).map(|(&x, &y)| x as f64 * y as f64).sum();
+            *e = (dot * scale) as f32;
+        }
+        Ok(Tensor::from_vec(out, &[b, heads, n, s]))
+    }
+
     /// Queries `q [B, n, d]` over keys and values where they lie ([`step_attention`]), heads merged
     /// and projected → `(output [B, n, d], weights [B, H, n, len])`.
     fn step_heads(

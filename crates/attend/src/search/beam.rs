@@ -8,7 +8,7 @@
 //! [`beam_search_with_limits`] — (then its live hypotheses finish as they are). Length penalty (Wu et al. 2016): `score = log P / ((5 + |y|) / 6)^α`; `α = 0` ranks by
 //! log-probability. With `K = 1` this is exactly greedy decoding.
 
-use super::Hypothesis;
+use super::{attended_len, Hypothesis};
 use crate::data::tokenizer::{BOS, EOS};
 use crate::models::Seq2Seq;
 use tensor::ops::softmax::log_softmax_row;
@@ -73,6 +73,8 @@ pub fn beam_search_with_limits(
     tensor::no_grad(|| {
         let n = src_len.len();
         let mut dec = model.begin(src, src_len, src_max);
+        // The attention columns of each sentence (its `</s>` too where the model appends one).
+        let cols: Vec<usize> = src_len.iter().map(|&l| attended_len(model, l)).collect();
         // Row r of the decoder belongs to sentence alive[r / k].
         let expand: Vec<usize> = (0..n).flat_map(|s| std::iter::repeat_n(s, k)).collect();
         dec.select(&expand);
@@ -140,12 +142,12 @@ pub fn beam_search_with_limits(
                     if let Some(w) = &step.weights {
                         let s = w.dim(-1);
                         beam.attention
-                            .push(w.data()[row * s..row * s + src_len[sent]].to_vec());
+                            .push(w.data()[row * s..row * s + cols[sent]].to_vec());
                     }
                     if let Some(sc) = &step.scores {
                         let s = sc.dim(-1);
                         beam.scores
-                            .push(sc.data()[row * s..row * s + src_len[sent]].to_vec());
+                            .push(sc.data()[row * s..row * s + cols[sent]].to_vec());
                     }
                     beam.log_prob = total;
                     if tok == EOS {

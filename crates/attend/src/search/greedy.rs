@@ -1,6 +1,6 @@
 //! Greedy decoding: at every step emit the most probable next token, for a whole batch at once.
 
-use super::Hypothesis;
+use super::{attended_len, Hypothesis};
 use crate::data::tokenizer::{BOS, EOS};
 use crate::models::Seq2Seq;
 use tensor::ops::softmax::log_softmax_row;
@@ -30,6 +30,8 @@ pub fn greedy_with_limits(
     tensor::no_grad(|| {
         let rows = src_len.len();
         let mut dec = model.begin(src, src_len, src_max);
+        // The attention columns of each sentence (its `</s>` too where the model appends one).
+        let cols: Vec<usize> = src_len.iter().map(|&l| attended_len(model, l)).collect();
         let mut out: Vec<Hypothesis> = (0..rows)
             .map(|_| Hypothesis {
                 ids: vec![],
@@ -67,12 +69,11 @@ pub fn greedy_with_limits(
                 if let Some(w) = &step.weights {
                     let s = w.dim(-1);
                     h.attention
-                        .push(w.data()[r * s..r * s + src_len[sent]].to_vec());
+                        .push(w.data()[r * s..r * s + cols[sent]].to_vec());
                 }
                 if let Some(sc) = &step.scores {
                     let s = sc.dim(-1);
-                    h.scores
-                        .push(sc.data()[r * s..r * s + src_len[sent]].to_vec());
+                    h.scores.push(sc.data()[r * s..r * s + cols[sent]].to_vec());
                 }
                 if best == EOS {
                     continue;

@@ -22,7 +22,7 @@
 
 use super::beam::top_k;
 use super::greedy::argmax;
-use super::Hypothesis;
+use super::{attended_len, Hypothesis};
 use crate::data::tokenizer::{BOS, EOS, PAD};
 use crate::models::Seq2Seq;
 use tensor::ops::softmax::log_softmax_row;
@@ -79,6 +79,8 @@ pub fn hf_greedy(
     tensor::no_grad(|| {
         let rows = src_len.len();
         let mut dec = model.begin(src, src_len, src_max);
+        // The attention columns of each sentence (its `</s>` too where the model appends one).
+        let cols: Vec<usize> = src_len.iter().map(|&l| attended_len(model, l)).collect();
         let mut out: Vec<Hypothesis> = (0..rows).map(|_| Hypothesis::empty()).collect();
         let mut live: Vec<usize> = (0..rows).filter(|&i| max_len[i] > 0).collect();
         dec.select(&live);
@@ -93,7 +95,7 @@ pub fn hf_greedy(
                 let h = &mut out[sent];
                 h.log_prob += x;
                 if let Some(w) = &step.weights {
-                    h.attention.push(weights_row(w, r, src_len[sent]));
+                    h.attention.push(weights_row(w, r, cols[sent]));
                 }
                 if best == EOS {
                     continue;
@@ -148,6 +150,8 @@ pub fn hf_beam(
     tensor::no_grad(|| {
         let n = src_len.len();
         let mut dec = model.begin(src, src_len, src_max);
+        // The attention columns of each sentence (its `</s>` too where the model appends one).
+        let cols: Vec<usize> = src_len.iter().map(|&l| attended_len(model, l)).collect();
         let mut alive: Vec<usize> = (0..n).filter(|&i| max_len[i] > 0).collect();
         dec.select(
             &alive
@@ -185,7 +189,7 @@ pub fn hf_beam(
                     s.ids.push(t);
                     s.score = acc;
                     if let Some(w) = &step.weights {
-                        s.attention.push(weights_row(w, a * k + b, src_len[sent]));
+                        s.attention.push(weights_row(w, a * k + b, cols[sent]));
                     }
                     s
                 };

@@ -12,8 +12,9 @@
 //! | [`LengthChart`] | `length_chart.rs` | BLEU per source-length bucket per model (Bahdanau et al. 2015, fig. 2) |
 //! | [`explain_text`] | `explain_text.rs` | per decoder step: scores, softmax weights, bars, top tokens |
 //!
-//! Three files bridge models and pictures: [`explain`] runs a model on one sentence and collects
-//! the [`ExplainStep`]s, [`plots`] turns a hypothesis's attention and a run's history into heat maps
+//! Four files bridge models and pictures: [`explain`] runs a model on one sentence and collects
+//! the [`ExplainStep`]s (`explain_heads.rs`: a Transformer's every layer and head; [`head_view`]:
+//! which of them a reader is shown), [`plots`] turns a hypothesis's attention and a run's history into heat maps
 //! and curves, [`alignment`] reads the word alignment off the attention.
 //!
 //! Every picture implements [`Picture`]: `save(path)` writes PNG or SVG by the file extension,
@@ -24,9 +25,11 @@ pub mod alignment;
 mod colormap;
 mod curves;
 pub mod explain;
+mod explain_heads;
 mod explain_text;
 mod font;
 mod grid;
+pub mod head_view;
 mod heatmap;
 mod length_chart;
 mod picture;
@@ -36,6 +39,7 @@ pub use colormap::weight_colour;
 pub use curves::TrainingCurves;
 pub use explain_text::{explain_text, ExplainStep};
 pub use grid::HeatMapGrid;
+pub use head_view::HeadView;
 pub use heatmap::HeatMap;
 pub use length_chart::{LengthChart, LengthSeries};
 pub use picture::{Format, Picture};

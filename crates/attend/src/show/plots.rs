@@ -6,7 +6,7 @@
 //! when it emitted target token i. The heat map draws it as it stands: target tokens down the side,
 //! source tokens across the top.
 
-use super::{HeatMap, HeatMapGrid, Picture, ShowError, TrainingCurves};
+use super::{HeadView, HeatMap, HeatMapGrid, Picture, ShowError, TrainingCurves};
 use crate::data::tokenizer::{Tokenizer, Vocabs, BOS, SPECIAL_TOKENS};
 use crate::models::transformer::AttentionMaps;
 use crate::search::Hypothesis;
@@ -129,6 +129,44 @@ pub fn plot_translation(
     hyp: &Hypothesis,
 ) -> Result<Vec<PathBuf>, ShowError> {
     let map = hypothesis_heat_map(source, &vocabs.src, &vocabs.tgt, src_ids, hyp)?;
+    Ok(save_png_svg(&map, &dir.join(format!("line-{line}")))?.to_vec())
+}
+
+/// Writes one view of a Transformer translation's cross-attention into `dir` as `line-{line}.png`
+/// and `line-{line}.svg`: a head of a decoder layer, or the mean of the layer's heads (the
+/// alignment view by default, see [`HeadView`]). `maps` come from
+/// [`Transformer::attention_maps`](crate::models::transformer::Transformer::attention_maps) on one
+/// sentence with `tgt_in` = [`teacher_forced_input`]`(hyp)`; `read` are the source ids the encoder
+/// read (`</s>` included where the model appends it). Returns the paths written.
+#[allow(clippy::too_many_arguments)]
+pub fn plot_head_view(
+    dir: &Path,
+    line: usize,
+    vocabs: &Vocabs,
+    source: &str,
+    read: &[u32],
+    hyp: &Hypothesis,
+    maps: &AttentionMaps,
+    view: HeadView,
+) -> Result<Vec<PathBuf>, ShowError> {
+    let (src, tgt) = (
+        display_tokens(&vocabs.src, read),
+        target_labels(&vocabs.tgt, hyp),
+    );
+    let heads = maps.cross.first().map_or(0, |t| t.dim(1));
+    view.check(maps.cross.len(), heads)?;
+    let t = &maps.cross[view.layer - 1]; // [1, H, T, S]
+    let (r, c) = (tgt.len(), src.len());
+    if t.shape() != [1, heads, r, c] {
+        return Err(ShowError::Invalid(format!(
+            "cross-attention of layer {}: expected weights [1, {heads}, {r}, {c}], got {:?}",
+            view.layer,
+            t.shape()
+        )));
+    }
+    let rows = view.rows_of(t.data(), heads, r, c);
+    let title = format!("{source} ({})", view.describe(heads));
+    let map = attention_heat_map(title, &src, &tgt, &rows)?;
     Ok(save_png_svg(&map, &dir.join(format!("line-{line}")))?.to_vec())
 }
 

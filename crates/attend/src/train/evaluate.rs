@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::data::tokenizer::Tokenizer;
 use crate::metrics::{bleu::corpus_bleu, chrf::corpus_chrf};
 use crate::models::Seq2Seq;
-use crate::search::Hypothesis;
+use crate::search::{attended_source, Hypothesis};
 use crate::show::alignment::{word_alignment, WordLink};
 use crate::show::plots::{hypothesis_heat_map, training_curves};
 use crate::show::Picture;
@@ -102,10 +102,16 @@ pub fn evaluate(
             let raw = |t: &Tokenizer, ids: &[u32]| -> Vec<String> {
                 ids.iter().map(|&id| t.token(id)).collect()
             };
-            samples[i].alignment =
-                word_alignment(&raw(&v.src, src), &raw(&v.tgt, &h.ids), &h.attention)?;
+            // Words align to source words: the columns of an appended `</s>` are left out.
+            let rows: Vec<Vec<f32>> = h
+                .attention
+                .iter()
+                .map(|r| r[..src.len()].to_vec())
+                .collect();
+            samples[i].alignment = word_alignment(&raw(&v.src, src), &raw(&v.tgt, &h.ids), &rows)?;
             let path = dir.join("attention.png");
-            hypothesis_heat_map(&samples[i].source, &v.src, &v.tgt, src, h)?.save(&path)?;
+            let read = attended_source(model, src);
+            hypothesis_heat_map(&samples[i].source, &v.src, &v.tgt, &read, h)?.save(&path)?;
             Some(path)
         }
         None => None,

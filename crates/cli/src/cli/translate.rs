@@ -1,6 +1,8 @@
-//! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR]
-//! [--max-input-tokens N]`: stdin lines → stdout translations, one output line per input line;
-//! with `--plot`, the attention of every line as pictures.
+//! `attend translate --model DIR [--beam K] [--alpha A] [--ids] [--plot DIR [--layer L]
+//! [--head H]] [--max-input-tokens N]`: stdin lines → stdout translations, one output line per
+//! input line; with `--plot`, the attention of every line as pictures (for a Transformer, line-N
+//! shows one view of its cross-attention: by default the alignment view, the mean of the heads of
+//! the penultimate decoder layer).
 //!
 //! Each text line is normalised first ([`normalize`]: whitespace runs collapsed, ends trimmed), so
 //! `1  2   3 ` translates as `1 2 3`, and an empty or all-space line gives an empty output line.
@@ -8,12 +10,15 @@
 //! output stays line-aligned with the input), stderr names it, and the command exits with an error
 //! once every other line is written.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use attend::config::{AttentionScore, ModelConfig};
 use attend::data::normalize::normalize;
 use attend::models::Seq2Seq;
 use attend::search::Hypothesis;
-use attend::show::plots::{plot_transformer_layers, plot_translation, teacher_forced_input};
+use attend::show::plots::{
+    plot_head_view, plot_transformer_layers, plot_translation, teacher_forced_input,
+};
+use attend::show::HeadView;
 use attend::train::checkpoint::{load_model, LoadedModel};
 use attend::translate::{max_source_tokens, translate_ids};
 use std::io::{BufRead, Write};
@@ -46,6 +51,14 @@ pub struct TranslateArgs {
     /// Transformer also every layer and head, and grids, under DIR/line-N/.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// With --plot, Transformer: the decoder layer of line-N's map, from 1 (default: the
+    /// penultimate, whose head average aligns best).
+    #[arg(long, value_name = "L", requires = "plot")]
+    layer: Option<usize>,
+    /// With --plot, Transformer: the head of line-N's map, from 1 (default: the mean of the
+    /// layer's heads).
+    #[arg(long, value_name = "H", requires = "plot")]
+    head: Option<usize>,
 }
 
 pub fn run(a: TranslateArgs) -> Result<()> {
@@ -60,6 +73,7 @@ pub fn run(a: TranslateArgs) -> Result<()> {
     if a.plot.is_some() && no_attention {
         bail!("--plot: this model has no attention (model.rnn.attention = \"none\"), so there is nothing to draw");
     }
+    let view = plot_view(a.layer, a.head, &*loaded.model)?;
     let lines: Vec<String> = std::io::stdin()
         .lock()
         .lines()
@@ -97,7 +111,7 @@ pub fn run(a: TranslateArgs) -> Result<()> {
         }
     }
     if let Some(dir) = &a.plot {
-        plot(dir, &loaded, &lines, &src, &hyps)?;
+        plot(dir, &loaded, &lines, &src, &hyps, view)?;
     }
     if !too_long.is_empty() {
         let shown: Vec<String> = too_long.iter().take(10).map(|n| n.to_string()).collect();
@@ -145,13 +159,36 @@ fn source_ids(
     Ok((src.len() <= limit).then_some(src))
 }
 
-/// Writes the pictures of `--plot DIR` and names the directory on stderr.
+/// The view of a Transformer's line-N map (`--layer`, `--head`); `None` for an RNN, which has
+/// no layers or heads to choose.
+fn plot_view(
+    layer: Option<usize>,
+    head: Option<usize>,
+    model: &dyn Seq2Seq,
+) -> Result<Option<HeadView>> {
+    match model.as_transformer() {
+        Some(t) => {
+            let spec = t.spec();
+            let view = HeadView::choose(layer, head, spec.decoder_layers, spec.heads);
+            Ok(Some(view.map_err(|e| anyhow!("--layer / --head: {e}"))?))
+        }
+        None if layer.is_some() || head.is_some() => bail!(
+            "--layer / --head: this model is an RNN with a single attention; layers and heads \
+             belong to a Transformer, leave them out"
+        ),
+        None => Ok(None),
+    }
+}
+
+/// Writes the pictures of `--plot DIR` and names the directory on stderr. A Transformer's line-N
+/// map shows `view` of its cross-attention; an RNN's the weights the search recorded.
 fn plot(
     dir: &Path,
     loaded: &LoadedModel,
     lines: &[String],
     src: &[Vec<u32>],
     hyps: &[Hypothesis],
+    view: Option<HeadView>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // The layer/head maps are the Transformer's own (an RNN has only the cross-attention).
@@ -162,14 +199,16 @@ fn plot(
             eprintln!("line {}: empty, nothing to plot", i + 1);
             continue;
         }
-        files += plot_translation(dir, i + 1, &loaded.vocabs, line, ids, h)?.len();
-        if let Some(t) = transformer {
-            let tgt_in = teacher_forced_input(h);
-            let maps = t.attention_maps(ids, &[ids.len()], ids.len(), &tgt_in, tgt_in.len())?;
-            let read = t.encoder_input(ids);
-            files +=
-                plot_transformer_layers(dir, i + 1, &loaded.vocabs, line, &read, h, &maps)?.len();
-        }
+        let (Some(t), Some(view)) = (transformer, view) else {
+            files += plot_translation(dir, i + 1, &loaded.vocabs, line, ids, h)?.len();
+            continue;
+        };
+        let tgt_in = teacher_forced_input(h);
+        let maps = t.attention_maps(ids, &[ids.len()], ids.len(), &tgt_in, tgt_in.len())?;
+        let read = t.encoder_input(ids);
+        let vocabs = &loaded.vocabs;
+        files += plot_head_view(dir, i + 1, vocabs, line, &read, h, &maps, view)?.len();
+        files += plot_transformer_layers(dir, i + 1, vocabs, line, &read, h, &maps)?.len();
     }
     eprintln!("wrote {files} pictures to {}", dir.display());
     Ok(())

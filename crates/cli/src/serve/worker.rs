@@ -320,15 +320,24 @@ fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
 }
 
 /// A hypothesis as the API shows it: text, tokens on both sides, and the attention rows (the row
-/// of `</s>` included when the model emitted it).
+/// of `</s>` included when the model emitted it, the column of `</s>` when the model appended it to
+/// the source).
 pub fn translation(vocabs: &Vocabs, src: &[u32], h: &Hypothesis) -> Translation {
     let mut target_tokens: Vec<String> = h.ids.iter().map(|&i| vocabs.tgt.token(i)).collect();
     if h.attention.len() == h.ids.len() + 1 {
         target_tokens.push(vocabs.tgt.token(attend::data::tokenizer::EOS));
     }
+    let mut source_tokens: Vec<String> = src.iter().map(|&i| vocabs.src.token(i)).collect();
+    // A model that appends `</s>` to the source attends to it too (imported Marian models).
+    if h.attention
+        .first()
+        .is_some_and(|row| row.len() == src.len() + 1)
+    {
+        source_tokens.push(vocabs.src.token(attend::data::tokenizer::EOS));
+    }
     Translation {
         translation: vocabs.tgt.decode(&h.ids),
-        source_tokens: src.iter().map(|&i| vocabs.src.token(i)).collect(),
+        source_tokens,
         target_tokens,
         attention: h.attention.clone(),
         layers: None,

@@ -33,6 +33,10 @@ pub struct DecoderOutput {
     pub self_weights: Option<Var>,
     /// Cross-attention weights `[B, H, T, S]`; `None` where they were not wanted.
     pub cross_weights: Option<Var>,
+    /// The cross-attention's input `[B, n, d]` (before its query projection) at a decoding step,
+    /// from which [`MultiHeadAttention::step_scores`] recomputes the scores; `None` in the
+    /// teacher-forced pass.
+    pub cross_query: Option<Var>,
 }
 
 /// `nn.TransformerDecoderLayer`.
@@ -101,6 +105,7 @@ impl DecoderLayer {
             x,
             self_weights,
             cross_weights,
+            cross_query: None,
         })
     }
 
@@ -124,8 +129,10 @@ impl DecoderLayer {
         let h = self.self_residual.input(x); // [B, n, d]
         let (y, self_weights) = self.self_attn.forward_step(&h, cache)?;
         let x = self.self_residual.output(x, &y, None); // [B, n, d]
-        let h = self.cross_residual.input(&x);
-        let (y, cross_weights) = self.multihead_attn.attend_step(&h, memory, Some(padding))?;
+        let query = self.cross_residual.input(&x);
+        let (y, cross_weights) = self
+            .multihead_attn
+            .attend_step(&query, memory, Some(padding))?;
         let x = self.cross_residual.output(&x, &y, None); // [B, n, d]
         let h = self.ff_residual.input(&x);
         let y = self.ff.forward_step(&h);
@@ -134,6 +141,7 @@ impl DecoderLayer {
             x,
             self_weights: Some(self_weights),
             cross_weights: Some(cross_weights),
+            cross_query: Some(query),
         })
     }
 }

@@ -55,25 +55,78 @@ impl<'a> TransformerDecoding<'a> {
     }
 
     /// One decoder step for every row: `prev [rows]` at position `self.position` → (logits
-    /// `[rows, V]`, last layer's cross-attention `[rows, H, 1, S]`).
-    fn decode_step(&mut self, prev: &[u32]) -> Result<(Var, Var), TransformerError> {
+    /// `[rows, V]`, per decoder layer the cross-attention's input `[rows, 1, d]` and weights
+    /// `[rows, H, 1, S]`).
+    fn decode_step(&mut self, prev: &[u32]) -> Result<(Var, Vec<(Var, Var)>), TransformerError> {
         let (model, rows) = (self.model, prev.len());
         let (tgt_emb, dims) = (&model.embedding.tgt, (rows, 1));
         let mut x =
             model
                 .embedding
                 .forward(tgt_emb, "previous token", prev, dims, self.position, None)?; // [rows, 1, d]
-        let mut cross = None;
+        let mut cross = Vec::with_capacity(model.decoder.len());
         let layers = model.decoder.iter().zip(&mut self.caches);
         for ((layer, cache), memory) in layers.zip(&self.memories) {
             let out = layer.forward_step(&x, cache, memory, &self.padding)?;
             x = out.x; // [rows, 1, d]
-            cross = out.cross_weights; // [rows, H, 1, S]
+            cross.extend(out.cross_query.zip(out.cross_weights)); // [rows, 1, d], [rows, H, 1, S]
         }
+        if cross.is_empty() {
+            return Err(TransformerError::Input(
+                "a decoder needs at least one layer".into(),
+            ));
+        }
+        self.position += 1;
         let h = x.reshape(&[rows, model.spec.d_model]);
-        let cross = cross
-            .ok_or_else(|| TransformerError::Input("a decoder needs at least one layer".into()))?;
         Ok((model.output(h), cross)) // [rows, V]
+    }
+
+    /// One step as [`Decoding::step`] takes it, also returning every decoder layer's
+    /// cross-attention per head: the weights the step used and their scores q·k/√d_h.
+    pub fn step_recorded(
+        &mut self,
+        prev: &[u32],
+    ) -> Result<(StepOutput, CrossAttentionStep), TransformerError> {
+        let (logits, cross) = self.decode_step(prev)?;
+        let (rows, s) = (prev.len(), self.padding.dim(1));
+        let mut step = CrossAttentionStep {
+            scores: Vec::with_capacity(cross.len()),
+            weights: Vec::with_capacity(cross.len()),
+        };
+        for ((query, weights), (layer, memory)) in cross
+            .iter()
+            .zip(self.model.decoder.iter().zip(&self.memories))
+        {
+            let heads = weights.dim(1);
+            let scores = layer
+                .multihead_attn
+                .step_scores(query, memory, Some(&self.padding))?; // [rows, H, 1, S]
+            step.scores.push(scores.reshape(&[rows, heads, s]));
+            step.weights
+                .push(weights.to_tensor().reshape(&[rows, heads, s]));
+        }
+        Ok((output(logits, &cross, rows, s), step))
+    }
+}
+
+/// Every decoder layer's cross-attention at one decoding step (see
+/// [`TransformerDecoding::step_recorded`]).
+pub struct CrossAttentionStep {
+    /// Per layer, `e = q·k / √d_h` per head: `[rows, H, S]`, `-∞` at padded keys.
+    pub scores: Vec<Tensor>,
+    /// Per layer, `softmax(e)` per head as the step computed it: `[rows, H, S]`, 0 at padded keys.
+    pub weights: Vec<Tensor>,
+}
+
+/// The step's output: the logits and the last layer's cross-attention `[rows, H, 1, S]` averaged
+/// over the heads → `[rows, S]`.
+fn output(logits: Var, cross: &[(Var, Var)], rows: usize, s: usize) -> StepOutput {
+    let last = &cross[cross.len() - 1].1;
+    let weights = last.reshape(&[rows, last.dim(1), s]).mean_axis(1);
+    StepOutput {
+        logits: logits.into_tensor(),
+        weights: Some(weights.into_tensor()),
+        scores: None,
     }
 }
 
@@ -82,15 +135,7 @@ impl Decoding for TransformerDecoding<'_> {
         let (logits, cross) = self
             .decode_step(prev)
             .expect("previous tokens are the model's own outputs; rows follow select");
-        self.position += 1;
-        // Last layer's cross-attention [rows, H, 1, S] averaged over the heads → [rows, S].
-        let (rows, s) = (prev.len(), self.padding.dim(1));
-        let weights = cross.reshape(&[rows, cross.dim(1), s]).mean_axis(1);
-        StepOutput {
-            logits: logits.into_tensor(),
-            weights: Some(weights.into_tensor()),
-            scores: None,
-        }
+        output(logits, &cross, prev.len(), self.padding.dim(1))
     }
 
     fn select(&mut self, rows: &[usize]) {
