@@ -398,6 +398,44 @@ fn memory_projected_once_gives_the_full_cross_attention() {
     assert!(l.attend_step(&q_rows(&[0]), &step_memory, None).is_err());
 }
 
+/// Beam search's selections of a projected memory (runs of one sentence's rows, sentences
+/// leaving, then an arbitrary selection) give the cross-attention of the selected memory rows.
+#[test]
+fn grouped_memory_rows_give_the_selected_rows_cross_attention() {
+    let mut rng = Rng::new(46);
+    let (s, d, heads, n) = (6, 8, 4, 2);
+    let l = random_layer(d, heads, &mut rng);
+    let mem = Tensor::randn(&[3, s, d], 0.0, 1.0, &mut rng);
+    let lengths = [6, 4, 5];
+    let pad = padding_mask(&lengths, s).unwrap();
+    let mut memory = l.project_step_memory(&Var::constant(mem.clone())).unwrap();
+    // Sentences (rows of `mem`) behind the batch rows after each selection.
+    let mut sentences: Vec<usize> = (0..3).collect();
+    let selections: [&[u32]; 5] = [
+        &[0, 0, 0, 1, 1, 1, 2, 2, 2],
+        &[2, 0, 1, 7, 7, 6, 3, 5, 4],
+        &[0, 1, 2, 6, 7, 8],
+        &[5, 5, 0, 1, 3, 2],
+        &[1, 0, 0],
+    ];
+    for rows in selections {
+        memory = memory.select_rows(rows).unwrap();
+        sentences = rows.iter().map(|&r| sentences[r as usize]).collect();
+        let b = sentences.len();
+        assert_eq!(memory.batch(), b);
+        let q = Var::constant(Tensor::randn(&[b, n, d], 0.0, 1.0, &mut rng));
+        let (o, w) = l
+            .attend_step(&q, &memory, Some(&pad.select_rows(&sentences)))
+            .unwrap();
+        let picked = Var::constant(mem.select_rows(&sentences));
+        let lens: Vec<usize> = sentences.iter().map(|&i| lengths[i]).collect();
+        let (want, want_w) = plain(&l, &q, Some(&picked), Some(&lens), false, None).unwrap();
+        assert_tensors_close(&o.to_tensor(), &want.to_tensor(), 1e-5, "grouped rows");
+        assert_tensors_close(&w.to_tensor(), &want_w.to_tensor(), 1e-5, "grouped weights");
+    }
+    assert!(memory.select_rows(&[3]).is_err());
+}
+
 #[test]
 fn selecting_cache_rows_equals_decoding_the_selected_rows() {
     let mut rng = Rng::new(45);

@@ -199,3 +199,46 @@ fn each_sentence_keeps_its_own_length_limit() {
         }
     }
 }
+
+/// The fused log-softmax + top-k of Hugging Face-style beam search against the plain path: the
+/// whole row of log-probabilities, banned tokens at −∞, sorted by value (ties by index).
+#[test]
+fn top_k_log_probs_equals_sorting_the_log_softmax() {
+    let mut rng = tensor::Rng::new(7);
+    for (v, k) in [(1, 1), (3, 8), (5, 2), (40, 8), (1000, 8), (33000, 8)] {
+        for ties in [false, true] {
+            // With ties (few distinct values) equal log-probabilities must fall by index.
+            let row: Vec<f32> = (0..v)
+                .map(|_| {
+                    let x = rng.normal() * 4.0;
+                    if ties {
+                        x.round()
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            for banned in [&[][..], &[0, 1][..], &[0, 1, 2][..]] {
+                let mut lp = row.clone();
+                log_softmax_row(&mut lp);
+                for &t in banned {
+                    if let Some(x) = lp.get_mut(t as usize) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+                let mut want: Vec<(u32, f32)> = (0u32..).zip(lp).collect();
+                want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                want.truncate(k);
+                let got = attend::search::beam::top_k_log_probs(&row, banned, k);
+                let bits = |x: &[(u32, f32)]| -> Vec<(u32, u32)> {
+                    x.iter().map(|&(t, y)| (t, y.to_bits())).collect()
+                };
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "v {v} k {k} ties {ties} banned {banned:?}"
+                );
+            }
+        }
+    }
+}

@@ -37,6 +37,8 @@ pub struct KvCache {
     len: usize,
     /// Positions each batch row has room for.
     cap: usize,
+    /// The buffer the next [`select_rows`](Self::select_rows) writes into.
+    spare: Vec<f32>,
 }
 
 impl KvCache {
@@ -54,21 +56,25 @@ impl KvCache {
     }
 
     /// Keeps batch rows `rows` (repeats allowed; beam search expands and reorders hypotheses so).
+    /// Only the filled positions are copied, into a buffer kept from the last selection.
     pub fn select_rows(&mut self, rows: &[u32]) -> Result<(), AttentionError> {
         if self.is_empty() {
             return Ok(());
         }
         check_rows("KvCache::select_rows", rows, self.batch)?;
-        let block = self.cap * self.d;
-        let pick = |x: &[f32]| -> Vec<f32> {
-            let mut out = Vec::with_capacity(rows.len() * block);
-            for &r in rows {
-                out.extend_from_slice(&x[r as usize * block..(r as usize + 1) * block]);
+        if rows.iter().enumerate().all(|(i, &r)| r as usize == i) && rows.len() == self.batch {
+            return Ok(());
+        }
+        let (block, used) = (self.cap * self.d, self.len * self.d);
+        for x in [&mut self.k, &mut self.v] {
+            let out = &mut self.spare;
+            out.resize(rows.len() * block, 0.0);
+            for (o, &r) in out.chunks_exact_mut(block).zip(rows) {
+                let r = r as usize;
+                o[..used].copy_from_slice(&x[r * block..r * block + used]);
             }
-            out
-        };
-        self.k = pick(&self.k);
-        self.v = pick(&self.v);
+            std::mem::swap(x, out);
+        }
         self.batch = rows.len();
         Ok(())
     }
@@ -139,23 +145,31 @@ impl KvCache {
 }
 
 /// The encoder memory projected once per decode for one cross-attention layer: the keys transposed
-/// per head, `kt [B, H, d_h, S']` with `S` padded to `S'`, a multiple of the step kernel's
+/// per head, `kt [M, H, d_h, S']` with `S` padded to `S'`, a multiple of the step kernel's
 /// `KEY_BLOCK` (a query's scores are then whole-vector loops over the keys), the values in
-/// `kv [B, S, 2d]` (keys in the first `d` columns of each row, values in the last `d`), both read by
+/// `kv [M, S, 2d]` (keys in the first `d` columns of each row, values in the last `d`), both read by
 /// every decoding step where they lie; and the query rows of the input projection sliced once
 /// (`w_q [d, d]`, `b_q [d]`) instead of at every step.
+///
+/// Each memory row serves `group` consecutive batch rows (`B = M · group`): beam search's `K`
+/// hypotheses of one sentence read one copy of its memory, as `K` queries of one row of the step
+/// kernel. [`select_rows`](Self::select_rows) keeps the grouping where the selected rows come in
+/// equal runs of one memory row each (beam search's reorderings), so the memory is copied only when
+/// sentences leave the batch, and then only the rows that stay; other selections copy a row per
+/// batch row.
 #[derive(Clone)]
 pub struct StepMemory {
     kt: Tensor,
     kv: Tensor,
+    group: usize,
     w_q: Var,
     b_q: Var,
 }
 
 impl StepMemory {
-    /// Batch size `B`.
+    /// Batch size `B` (the rows it serves).
     pub fn batch(&self) -> usize {
-        self.kv.dim(0)
+        self.kv.dim(0) * self.group
     }
 
     /// Number of positions `S`.
@@ -170,10 +184,25 @@ impl StepMemory {
     /// Rows `rows` of the batch (repeats allowed; beam search expands and reorders hypotheses so).
     pub fn select_rows(&self, rows: &[u32]) -> Result<StepMemory, AttentionError> {
         check_rows("StepMemory::select_rows", rows, self.batch())?;
-        let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        // The memory row each selected row reads.
+        let source: Vec<usize> = rows.iter().map(|&r| r as usize / self.group).collect();
+        let (keep, group) = match equal_runs(&source) {
+            Some(group) => (source.iter().step_by(group).copied().collect(), group),
+            None => (source, 1),
+        };
+        let unchanged =
+            keep.len() == self.kv.dim(0) && keep.iter().enumerate().all(|(i, &m)| i == m);
+        let pick = |t: &Tensor| {
+            if unchanged {
+                t.clone()
+            } else {
+                t.select_rows(&keep)
+            }
+        };
         Ok(StepMemory {
-            kt: self.kt.select_rows(&rows),
-            kv: self.kv.select_rows(&rows),
+            kt: pick(&self.kt),
+            kv: pick(&self.kv),
+            group,
             w_q: self.w_q.clone(),
             b_q: self.b_q.clone(),
         })
@@ -196,6 +225,17 @@ impl StepMemory {
         };
         (keys, values)
     }
+}
+
+/// The run length `g` when `source` is runs of `g` equal entries (and not empty).
+fn equal_runs(source: &[usize]) -> Option<usize> {
+    let first = source.first()?;
+    let g = source.iter().take_while(|&m| m == first).count();
+    let equal = source.len().is_multiple_of(g)
+        && source
+            .chunks_exact(g)
+            .all(|run| run.iter().all(|&m| m == run[0]));
+    equal.then_some(g)
 }
 
 impl MultiHeadAttention {
@@ -243,6 +283,7 @@ impl MultiHeadAttention {
         Ok(StepMemory {
             kt: Tensor::from_vec(kt, &[b, heads, dh, ld]),
             kv,
+            group: 1,
             w_q: self.in_proj_weight.narrow(0, 0, d),
             b_q: self.in_proj_bias.narrow(0, 0, d),
         })
@@ -282,11 +323,40 @@ impl MultiHeadAttention {
         }
         let q = query.linear(&memory.w_q, Some(&memory.b_q)).to_tensor(); // [B, n, d]
         let (k, v) = memory.rows();
+        let g = memory.group;
+        if g == 1 {
+            let mask = StepMask {
+                causal_past: None,
+                padding: key_padding.map(Tensor::data),
+            };
+            return self.step_heads(q.data(), b, n, k, v, mask);
+        }
+        // A group's rows share their memory row (and so its padding): its g·n queries are one
+        // row's queries for the kernel, [M, g·n, d] being [B, n, d] in memory.
+        let m = b / g;
+        let padding = key_padding.map(|p| {
+            let rows: Vec<usize> = (0..m).map(|i| i * g).collect();
+            p.select_rows(&rows)
+        });
         let mask = StepMask {
             causal_past: None,
-            padding: key_padding.map(Tensor::data),
+            padding: padding.as_ref().map(Tensor::data),
         };
-        self.step_heads(q.data(), b, n, k, v, mask)
+        let (out, weights) = self.step_heads(q.data(), m, g * n, k, v, mask)?;
+        // weights [M, H, g·n, S] → [B, H, n, S]
+        let (heads, w) = (self.heads, weights.value());
+        let mut per_row = vec![0.0f32; w.numel()];
+        let block = n * s;
+        for (mi, w_m) in w.data().chunks_exact(heads * g * block).enumerate() {
+            for (h, w_mh) in w_m.chunks_exact(g * block).enumerate() {
+                for (i, w_i) in w_mh.chunks_exact(block).enumerate() {
+                    let at = ((mi * g + i) * heads + h) * block;
+                    per_row[at..at + block].copy_from_slice(w_i);
+                }
+            }
+        }
+        let weights = Var::constant(Tensor::from_vec(per_row, &[b, heads, n, s]));
+        Ok((out.reshape(&[b, n, self.d_model()]), weights))
     }
 
     /// The scaled dot-product scores `e = q·k / √d_h` of `query [B, n, d]` against the keys of a

@@ -221,6 +221,36 @@ fn finish(beam: Beam, len: usize, alpha: f32) -> Hypothesis {
     }
 }
 
+/// The `k` best `(token, log-probability)` of one row of logits, banned tokens at −∞, largest
+/// first (ties: lower index first): exactly the `k` largest entries of the row's
+/// [`log_softmax_row`](tensor::ops::softmax::log_softmax_row) (the same `x − logsumexp` per
+/// entry), without writing the row of log-probabilities.
+///
+/// ```text
+/// lse = max(x) + ln Σ exp(x − max(x));   lp_v = x_v − lse  (−∞ where v is banned)
+/// ```
+pub fn top_k_log_probs(logits: &[f32], banned: &[u32], k: usize) -> Vec<(u32, f32)> {
+    let m = tensor::kernels::math::max(logits);
+    let lse = m + tensor::kernels::math::sum_exp_shifted(logits, m).ln();
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (i, &x) in logits.iter().enumerate() {
+        let mut lp = x - lse;
+        if best.len() == k && lp <= best[k - 1].1 {
+            continue;
+        }
+        if banned.contains(&(i as u32)) {
+            lp = f32::NEG_INFINITY;
+            if best.len() == k {
+                continue;
+            }
+        }
+        let pos = best.iter().position(|&(_, y)| lp > y).unwrap_or(best.len());
+        best.insert(pos, (i as u32, lp));
+        best.truncate(k);
+    }
+    best
+}
+
 /// The `k` largest entries of `row` as `(index, value)`, largest first (ties: lower index first).
 pub(super) fn top_k(row: &[f32], k: usize) -> Vec<(u32, f32)> {
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);

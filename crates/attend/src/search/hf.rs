@@ -20,11 +20,12 @@
 //! `cur_len + 1 − decoder_prompt_len`). `max_len[i]` is the most tokens sentence `i` emits:
 //! Hugging Face's `max_length − 1` (its `max_length` counts the decoder start token).
 
-use super::beam::top_k;
+use super::beam::top_k_log_probs;
 use super::greedy::argmax;
 use super::{attended_len, Hypothesis};
 use crate::data::tokenizer::{BOS, EOS, PAD};
 use crate::models::Seq2Seq;
+use rayon::prelude::*;
 use tensor::ops::softmax::log_softmax_row;
 
 /// Hugging Face's "impossible" score.
@@ -171,15 +172,20 @@ pub fn hf_beam(
             let step = dec.step(&prev);
             let v = step.logits.dim(-1);
             let (mut rows, mut next_alive, mut next_prev) = (Vec::new(), Vec::new(), Vec::new());
+            // Each row's 2K best tokens, the rows spread over the threads.
+            let tops: Vec<Vec<(u32, f32)>> = step
+                .logits
+                .data()
+                .par_chunks(v.max(1))
+                .map(|row| top_k_log_probs(row, banned, 2 * k))
+                .collect();
             for (a, &sent) in alive.iter().enumerate() {
                 // The 2K best continuations over all beams: (accumulated log-prob, beam, token).
                 // (Each beam's 2K best hold the 2K best overall.)
                 let mut cands: Vec<(f32, usize, u32)> = Vec::with_capacity(2 * k * k);
                 for (b, slot) in running[sent].iter().enumerate() {
-                    let row = a * k + b;
-                    let lp = log_probs(&step.logits.data()[row * v..(row + 1) * v], banned);
-                    let best = top_k(&lp, 2 * k).into_iter();
-                    cands.extend(best.map(|(t, x)| (x + slot.score, b, t)));
+                    let best = tops[a * k + b].iter();
+                    cands.extend(best.map(|&(t, x)| (x + slot.score, b, t)));
                 }
                 cands.sort_by(|x, y| y.0.total_cmp(&x.0));
                 cands.truncate(2 * k);

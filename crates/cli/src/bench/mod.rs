@@ -13,6 +13,7 @@ pub mod model_bench;
 pub mod seq2seq;
 mod torch_check;
 pub mod transformer;
+pub mod translate;
 
 use std::time::Instant;
 

@@ -342,7 +342,7 @@ pub fn common_fields(
 }
 
 /// The peers' `summarize`: per-repetition times and throughput at the median, best and worst.
-fn summary(t: &Timings, tokens: usize) -> Value {
+pub(crate) fn summary(t: &Timings, tokens: usize) -> Value {
     let tokens = tokens as f64;
     json!({
         "step_ms_min": t.min_ms,
@@ -363,7 +363,7 @@ pub fn extend(obj: &mut Map<String, Value>, more: Value) {
 }
 
 /// `x` rounded to one decimal (the JSON's MB fields).
-fn round1(x: f64) -> f64 {
+pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 

@@ -1,4 +1,4 @@
-//! `attend bench attention|seq2seq|transformer|gemm`: the peers' benchmarks (PyTorch, CTranslate2) on
+//! `attend bench attention|seq2seq|transformer|translate|gemm`: the peers' benchmarks (PyTorch, CTranslate2) on
 //! attend, printing their JSON fields, one object per line with `--json` (`benches/vs-peers*.sh`
 //! compare both sides). Threads: the global `--threads N` (default: all cores).
 
@@ -7,6 +7,7 @@ use crate::bench::gemm::{bench_gemm, GemmBench};
 use crate::bench::model_bench::{BenchMode, Protocol};
 use crate::bench::seq2seq::{bench_seq2seq, Seq2SeqBench};
 use crate::bench::transformer::{bench_transformer, TransformerBench};
+use crate::bench::translate::{bench_translate, TranslateBench};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ enum Which {
     /// Pre-norm Transformer 3+3 layers, d = 256: the work of `transformer_bench.py` (incremental
     /// greedy decoding), optionally with the peer's exported weights.
     Transformer(TransformerArgs),
+    /// Translation of a text file with a run directory's model, batch by batch: the work of
+    /// `benches/ct2_marian.py` (CTranslate2 on the same weights).
+    Translate(TranslateArgs),
     /// The single-precision matrix-product ceiling (`C = A·B`, n × n): the yardstick of the
     /// attention benchmark.
     Gemm(GemmArgs),
@@ -40,6 +44,37 @@ struct GemmArgs {
     /// Least timed seconds.
     #[arg(long, default_value_t = 1.0)]
     min_time: f64,
+    /// One JSON object per line (default: a one-line summary).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TranslateArgs {
+    /// Run directory (e.g. from `attend import marian`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Text file, one sentence a line (tokenized before the timing starts).
+    #[arg(long)]
+    input: PathBuf,
+    /// Sentences per batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Beam size (1 = greedy).
+    #[arg(long, default_value_t = 4)]
+    beam: usize,
+    /// Most output tokens a sentence, `</s>` included.
+    #[arg(long, default_value_t = 256)]
+    max_len: usize,
+    /// Untimed passes over the file.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Timed passes over the file.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Write the last pass's source and output pieces here (JSON lines).
+    #[arg(long)]
+    output: Option<PathBuf>,
     /// One JSON object per line (default: a one-line summary).
     #[arg(long)]
     json: bool,
@@ -179,6 +214,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Which::Attention(a) => attention(a),
         Which::Seq2seq(a) => seq2seq(a),
         Which::Transformer(a) => transformer(a),
+        Which::Translate(a) => {
+            let cfg = TranslateBench {
+                model: a.model,
+                input: a.input,
+                batch: a.batch,
+                beam: a.beam,
+                max_len: a.max_len,
+                warmup: a.warmup,
+                reps: a.reps,
+                output: a.output,
+            };
+            print(&bench_translate(&cfg)?, a.json);
+            Ok(())
+        }
         Which::Gemm(a) => {
             let cfg = GemmBench {
                 size: a.size,
