@@ -6,9 +6,12 @@
 //! back, stop after EOS or `max_len` tokens), so the weights are the model's own: the same numbers
 //! [`greedy`](crate::search::greedy()) records in `Hypothesis::attention`.
 
+use super::explain_rnn::RnnExplanation;
+use super::explain_transformer::TransformerExplanation;
 use super::plots::{display_token, display_tokens, EOS_LABEL};
 use super::ExplainStep;
 use crate::data::tokenizer::{TokenizerError, Vocabs, BOS, EOS};
+use crate::models::transformer::TransformerError;
 use crate::models::Seq2Seq;
 use crate::search::greedy::argmax;
 use tensor::ops::softmax::log_softmax_row;
@@ -37,6 +40,14 @@ pub struct Explanation {
     pub scores_from: ScoreSource,
     /// One entry per decoder step, the EOS step last (unless `max_len` cut decoding short).
     pub steps: Vec<ExplainStep>,
+    /// The RNN decoders: each step's decoder state, query, keys, values and context (see
+    /// [`RnnExplanation`]); absent for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rnn: Option<RnnExplanation>,
+    /// Transformers: every layer's and head's cross- and decoder self-attention, and the
+    /// positional encodings (see [`TransformerExplanation`]); absent for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<TransformerExplanation>,
 }
 
 /// Why a sentence cannot be explained.
@@ -54,6 +65,9 @@ pub enum ExplainError {
     /// The tokenizer failed.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// The Transformer's teacher-forced pass over the explained tokens failed.
+    #[error("the per-layer attention maps: {0}")]
+    Transformer(#[from] TransformerError),
 }
 
 /// Decodes `sentence` greedily for at most `max_len` tokens and records every step's scores,
@@ -75,11 +89,12 @@ pub fn explain(
         .map_or_else(|| src.clone(), |t| t.encoder_input(&src));
     let source_tokens = display_tokens(&vocabs.src, &read);
     let n = read.len();
-    let (steps, ids, scores_from) = tensor::no_grad(|| {
+    let (steps, ids, scores_from, rnn) = tensor::no_grad(|| {
         let mut dec = model.begin(&src, &[src.len()], src.len());
         let mut steps = Vec::new();
         let mut ids = Vec::new();
         let mut scores_from = ScoreSource::Model;
+        let mut rnn: Option<RnnExplanation> = None;
         let mut prev = BOS;
         for step in 1..=max_len {
             let out = dec.step(&[prev]);
@@ -95,6 +110,10 @@ pub fn explain(
                         .collect()
                 }
             };
+            if let Some(inside) = dec.internals() {
+                rnn.get_or_insert_with(|| RnnExplanation::new(&inside, n))
+                    .push(&inside);
+            }
             let mut row = out.logits.data().to_vec();
             log_softmax_row(&mut row);
             let (best, _) = argmax(&row);
@@ -116,13 +135,24 @@ pub fn explain(
             ids.push(best);
             prev = best;
         }
-        Ok::<_, ExplainError>((steps, ids, scores_from))
+        Ok::<_, ExplainError>((steps, ids, scores_from, rnn))
     })?;
+    let transformer = match model.as_transformer() {
+        Some(t) => {
+            // The steps' tokens: the emitted ones, then `</s>` where decoding ended with it.
+            let mut emitted = ids.clone();
+            emitted.resize(steps.len(), EOS);
+            Some(TransformerExplanation::new(t, &src, &emitted)?)
+        }
+        None => None,
+    };
     Ok(Explanation {
         source: sentence.to_string(),
         translation: vocabs.tgt.decode(&ids),
         source_tokens,
         scores_from,
         steps,
+        rnn,
+        transformer,
     })
 }

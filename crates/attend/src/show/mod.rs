@@ -13,7 +13,8 @@
 //! | [`explain_text`] | `explain_text.rs` | per decoder step: scores, softmax weights, bars, top tokens |
 //!
 //! Three files bridge models and pictures: [`explain`] runs a model on one sentence and collects
-//! the [`ExplainStep`]s, [`plots`] turns a hypothesis's attention and a run's history into heat maps
+//! the [`ExplainStep`]s (with what an RNN's attention computed, [`explain_rnn`], or a Transformer's
+//! every layer and head, [`explain_transformer`]: the data of the explorer page), [`plots`] turns a hypothesis's attention and a run's history into heat maps
 //! and curves, [`alignment`] reads the word alignment off the attention.
 //!
 //! Every picture implements [`Picture`]: `save(path)` writes PNG or SVG by the file extension,
@@ -24,7 +25,9 @@ pub mod alignment;
 mod colormap;
 mod curves;
 pub mod explain;
+pub mod explain_rnn;
 mod explain_text;
+pub mod explain_transformer;
 mod font;
 mod grid;
 mod heatmap;
