@@ -105,6 +105,7 @@ fn tiny(norm: NormPlacement, source_eos: bool, seed: u64) -> Transformer {
         shared_embeddings: false,
         tie_output: false,
         final_norm: !source_eos,
+        source_bos: false,
         source_eos,
         dropout: 0.0,
         attention_dropout: 0.0,

@@ -98,6 +98,21 @@ impl AdditiveAttention {
 }
 
 impl StepAttention for AdditiveAttention {
+    fn name(&self) -> &'static str {
+        "additive"
+    }
+
+    /// `W_q s [B, A]`.
+    fn scored_query(&self, query: &Var) -> Var {
+        self.w_q.forward(query)
+    }
+
+    /// `v [A]`.
+    fn score_vector(&self) -> Option<Tensor> {
+        let v = self.v.weight.value();
+        Some(Tensor::from_vec(v.data().to_vec(), &[self.attn_dim()]))
+    }
+
     /// `h [B, S, Dk] → W_k h + b_k [B, S, A]`, once per batch.
     fn project_keys(&self, h: &Var) -> Result<Var, AttentionError> {
         let hs = h.shape();

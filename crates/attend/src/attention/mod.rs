@@ -118,6 +118,22 @@ impl Attended {
 /// the formula, every output on the tape: the oracle that `step` is tested against, and the path
 /// for a loss that differentiates the weights.
 pub trait StepAttention {
+    /// The score function's name: `additive`, `dot` or `general`.
+    fn name(&self) -> &'static str;
+
+    /// The decoder state as the score reads it (`W_q s`, `W s` or `s`), `[B, Dq] → [B, Q]`: with
+    /// the keys of [`project_keys`](StepAttention::project_keys) and
+    /// [`score_vector`](StepAttention::score_vector), the parts the explorer fills the formula with.
+    fn scored_query(&self, query: &Var) -> Var {
+        query.clone()
+    }
+
+    /// The vector `v [Q]` of additive attention's `vᵀ tanh(…)`; `None` where the score is a dot
+    /// product.
+    fn score_vector(&self) -> Option<Tensor> {
+        None
+    }
+
     /// Keys as the layer scores them, computed once per batch: `h [B, S, Dk] → keys [B, S, ·]`.
     fn project_keys(&self, h: &Var) -> Result<Var, AttentionError>;
 

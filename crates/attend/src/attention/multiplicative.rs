@@ -67,6 +67,21 @@ impl MultiplicativeAttention {
 }
 
 impl StepAttention for MultiplicativeAttention {
+    fn name(&self) -> &'static str {
+        match self.score {
+            Score::Dot => "dot",
+            Score::General(_) => "general",
+        }
+    }
+
+    /// `s` (dot) or `W s [B, Dk]` (general).
+    fn scored_query(&self, query: &Var) -> Var {
+        match &self.score {
+            Score::Dot => query.clone(),
+            Score::General(w) => w.forward(query),
+        }
+    }
+
     /// The keys are the states: `h [B, S, Dk]` is returned as is.
     fn project_keys(&self, h: &Var) -> Result<Var, AttentionError> {
         let hs = h.shape();

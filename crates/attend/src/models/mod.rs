@@ -21,6 +21,32 @@ pub struct StepOutput {
     pub scores: Option<Tensor>,
 }
 
+/// What the attention of the last decoding step worked with, for showing it step by step (the
+/// explorer page, `attend explain --json`): the decoder state it scored the source with, the keys
+/// and values, and the context it returned. Only models with one step attention over the source
+/// (the RNN decoders) have it.
+///
+/// ```text
+/// e_j = score(query, keys_j)        additive: vᵀ tanh(query + keys_j)    dot, general: query · keys_j
+/// c   = Σ_j softmax(e)_j values_j
+/// ```
+pub struct StepInternals {
+    /// The score function: `additive`, `dot` or `general`.
+    pub score: &'static str,
+    /// The decoder state the step scored with, s_{t-1}: `[rows, H]`.
+    pub state: Tensor,
+    /// The state as the score reads it: `W_q s` (additive), `W s` (general) or `s` (dot): `[rows, Q]`.
+    pub query: Tensor,
+    /// The keys as the score reads them: `W_k h_j + b_k` (additive) or `h_j`: `[rows, S, Q]`.
+    pub keys: Tensor,
+    /// Additive attention's `v` `[Q]`; `None` for the multiplicative scores.
+    pub v: Option<Tensor>,
+    /// The values h_j (the encoder's annotations): `[rows, S, Dk]`.
+    pub values: Tensor,
+    /// The context c = Σ_j a_j h_j: `[rows, Dk]`.
+    pub context: Tensor,
+}
+
 /// An encoder-decoder translation model.
 pub trait Seq2Seq {
     /// The model's named parameters.
@@ -62,6 +88,12 @@ pub trait Decoding {
     /// Keeps rows `rows` of the state in that order (repeats allowed): beam search expands each
     /// sentence into K hypotheses and reorders them after every step.
     fn select(&mut self, rows: &[usize]);
+
+    /// The attention internals of the last [`step`](Decoding::step), where the model has them
+    /// (computed on demand: decoding does not pay for them).
+    fn internals(&self) -> Option<StepInternals> {
+        None
+    }
 }
 
 /// Builds the model a config describes (`model.kind`), initialised from `seed`.

@@ -11,6 +11,8 @@
 //! [`Explanation::cross_attention`] and shows one [`HeadView`] in the steps.
 
 use super::explain_heads::explain_transformer;
+use super::explain_rnn::RnnExplanation;
+use super::explain_transformer::TransformerExplanation;
 use super::head_view::HeadView;
 use super::plots::{display_token, display_tokens, EOS_LABEL};
 use super::{ExplainStep, ShowError};
@@ -48,6 +50,14 @@ pub struct Explanation {
     pub scores_from: ScoreSource,
     /// One entry per decoder step, the EOS step last (unless `max_len` cut decoding short).
     pub steps: Vec<ExplainStep>,
+    /// The RNN decoders: each step's decoder state, query, keys, values and context (see
+    /// [`RnnExplanation`]); absent for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rnn: Option<RnnExplanation>,
+    /// Transformers: every layer's and head's cross- and decoder self-attention, and the
+    /// positional encodings (see [`TransformerExplanation`]); absent for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<TransformerExplanation>,
     /// Transformer only: the layer and head whose attention `steps` show (JSON `"view": {"layer":
     /// 1, "head": null}`, counted from 1, `null`: the mean of the layer's heads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,11 +163,12 @@ pub fn explain_view(
     let read = model.encoder_input(&src);
     let source_tokens = display_tokens(&vocabs.src, &read);
     let n = read.len();
-    let (steps, ids, scores_from) = tensor::no_grad(|| {
+    let (steps, ids, scores_from, rnn) = tensor::no_grad(|| {
         let mut dec = model.begin(&src, &[src.len()], src.len());
         let mut steps = Vec::new();
         let mut ids = Vec::new();
         let mut scores_from = ScoreSource::Model;
+        let mut rnn: Option<RnnExplanation> = None;
         let mut prev = BOS;
         for step in 1..=max_len {
             let out = dec.step(&[prev]);
@@ -170,6 +181,10 @@ pub fn explain_view(
                     log_weights(&weights)
                 }
             };
+            if let Some(inside) = dec.internals() {
+                rnn.get_or_insert_with(|| RnnExplanation::new(&inside, n))
+                    .push(&inside);
+            }
             let best = most_probable(out.logits.data());
             steps.push(ExplainStep {
                 step,
@@ -184,7 +199,7 @@ pub fn explain_view(
             ids.push(best);
             prev = best;
         }
-        Ok::<_, ExplainError>((steps, ids, scores_from))
+        Ok::<_, ExplainError>((steps, ids, scores_from, rnn))
     })?;
     Ok(Explanation {
         source: sentence.to_string(),
@@ -192,6 +207,8 @@ pub fn explain_view(
         source_tokens,
         scores_from,
         steps,
+        rnn,
+        transformer: None,
         view: None,
         cross_attention: None,
     })

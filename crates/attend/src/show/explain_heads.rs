@@ -18,6 +18,7 @@ use super::explain::{
     emitted_label, log_weights, most_probable, CrossAttention, ExplainError, Explanation,
     HeadAttention, LayerAttention, ScoreSource,
 };
+use super::explain_transformer::TransformerExplanation;
 use super::head_view::{alignment_layer, HeadView};
 use super::plots::display_tokens;
 use super::ExplainStep;
@@ -98,6 +99,9 @@ pub(super) fn explain_transformer(
             }
         })
         .collect();
+    // Every layer's and head's maps by a teacher-forced pass over the emitted tokens (`</s>` last
+    // where decoding ended with it): what the explorer page shows.
+    let transformer = Some(TransformerExplanation::new(t, src, &emitted)?);
     let ids: Vec<u32> = emitted.into_iter().filter(|&id| id != EOS).collect();
     Ok(Explanation {
         source: sentence.to_string(),
@@ -108,6 +112,8 @@ pub(super) fn explain_transformer(
             None => ScoreSource::LogWeights,
         },
         steps,
+        rnn: None,
+        transformer,
         view: Some(view),
         cross_attention: Some(CrossAttention {
             d_k: spec.d_model / heads.max(1),

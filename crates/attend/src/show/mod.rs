@@ -12,9 +12,11 @@
 //! | [`LengthChart`] | `length_chart.rs` | BLEU per source-length bucket per model (Bahdanau et al. 2015, fig. 2) |
 //! | [`explain_text`] | `explain_text.rs` | per decoder step: scores, softmax weights, bars, top tokens |
 //!
-//! Four files bridge models and pictures: [`explain`] runs a model on one sentence and collects
+//! Files bridge models and pictures: [`explain`] runs a model on one sentence and collects
 //! the [`ExplainStep`]s (`explain_heads.rs`: a Transformer's every layer and head; [`head_view`]:
-//! which of them a reader is shown), [`plots`] turns a hypothesis's attention and a run's history into heat maps
+//! which of them a reader is shown; with what an RNN's attention computed, [`explain_rnn`], and a
+//! Transformer's cross- and self-attention maps and positions, [`explain_transformer`]: the data
+//! of the explorer page), [`plots`] turns a hypothesis's attention and a run's history into heat maps
 //! and curves, [`alignment`] reads the word alignment off the attention.
 //!
 //! Every picture implements [`Picture`]: `save(path)` writes PNG or SVG by the file extension,
@@ -26,7 +28,9 @@ mod colormap;
 mod curves;
 pub mod explain;
 mod explain_heads;
+pub mod explain_rnn;
 mod explain_text;
+pub mod explain_transformer;
 mod font;
 mod grid;
 pub mod head_view;

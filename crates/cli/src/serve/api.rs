@@ -21,6 +21,7 @@ use super::limits::Limits;
 use attend::config::{Config, DataConfig, ModelConfig, ALPHA_RANGE};
 use attend::data::normalize::normalize;
 use attend::data::tokenizer::Vocabs;
+use attend::show::explain::Explanation;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -140,6 +141,10 @@ pub struct Translation {
     /// averaged over heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<Vec<Vec<Vec<f32>>>>>,
+    /// For `POST /explain`: the step-by-step explanation (what that route answers; never part
+    /// of a `/translate` answer).
+    #[serde(skip)]
+    pub explanation: Option<Box<Explanation>>,
 }
 
 /// The answer to a `"texts"` request.

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! GET  /           the page (self-contained HTML: text box, translation, attention heat map)
+//! GET  /explore    the attention explorer (self-contained HTML): one decoder step at a time
 //! GET  /health     {"status": "ok", "workers": N, "queued": q, "in_flight": r, "connections": c}
 //! GET  /model      ModelInfo: kind, sizes, languages, BLEU from summary.json
 //! POST /translate  {"text": ".."} or {"texts": [..]}, optional "beam", "alpha" → see [`api`]
+//! POST /explain    {"text": ".."} → the JSON of `attend explain --json` for that sentence
 //! ```
 //! The HTTP side runs on tokio and only parses, queues and waits; decoding runs on dedicated
 //! worker threads, each with its own copy of the model ([`worker`]), so CPU work never holds up
@@ -48,6 +50,9 @@ use worker::WorkerPool;
 
 /// The page served at `/`: one HTML file with its script and style inside (no network needed).
 const PAGE: &str = include_str!("page.html");
+
+/// The explorer served at `/explore`, self-contained as the page.
+const EXPLORER: &str = include_str!("explore.html");
 
 /// How to start the service.
 #[derive(Debug, Clone)]
@@ -116,6 +121,8 @@ impl Service {
             .route("/health", get(health))
             .route("/model", get(model))
             .route("/translate", post(translate))
+            .route("/explore", get(explorer))
+            .route("/explain", post(explain))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(self.state.limits.max_body_bytes()))
@@ -154,6 +161,10 @@ async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
+async fn explorer() -> Html<&'static str> {
+    Html(EXPLORER)
+}
+
 async fn health(State(s): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "status": "ok",
@@ -187,17 +198,31 @@ impl Drop for InFlight<'_> {
 /// `POST /translate`; once the shutdown grace is over ([`Stage::Stopped`]) it answers 503 at once,
 /// whatever it was waiting for.
 async fn translate(State(s): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
+    until_stopped(&s, answer(&s, req, false)).await
+}
+
+/// `POST /explain`: one sentence explained step by step, as `attend explain --json` prints it.
+async fn explain(State(s): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
+    until_stopped(&s, answer(&s, req, true)).await
+}
+
+/// `answer`, or 503 at once when the shutdown grace is over ([`Stage::Stopped`]).
+async fn until_stopped(
+    s: &AppState,
+    answer: impl Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, ApiError> {
     let mut stage = s.stage.subscribe();
     tokio::select! {
-        answer = answer(&s, req) => answer,
+        answer = answer => answer,
         _ = stage.wait_for(|&st| st == Stage::Stopped) => Err(ApiError::unavailable(
             "the server stopped before answering: its shutdown grace period is over",
         )),
     }
 }
 
-/// Reads the body (for at most `--body-timeout`: 408 after it), queues the job and waits for it.
-async fn answer(s: &AppState, req: Request) -> Result<Response, ApiError> {
+/// Reads the body (for at most `--body-timeout`: 408 after it), queues the job (a translation,
+/// or with `explain` an explanation of one text) and waits for it.
+async fn answer(s: &AppState, req: Request, explain: bool) -> Result<Response, ApiError> {
     let read = tokio::time::timeout(s.limits.body_timeout, Bytes::from_request(req, &())).await;
     let Ok(body) = read else {
         return Err(ApiError {
@@ -223,6 +248,11 @@ async fn answer(s: &AppState, req: Request) -> Result<Response, ApiError> {
         }
     })?;
     let req = TranslateRequest::parse(&body, &s.limits)?;
+    if explain && !req.single {
+        return Err(ApiError::bad_request(
+            "/explain explains one sentence: send {\"text\": \"...\"}",
+        ));
+    }
     let _counted = InFlight::enter(&s.in_flight);
     let info = &s.pool.info;
     let (reply, answered) = oneshot::channel();
@@ -231,12 +261,18 @@ async fn answer(s: &AppState, req: Request) -> Result<Response, ApiError> {
         beam: req.beam.unwrap_or(info.beam).max(1),
         alpha: req.alpha.unwrap_or(info.alpha),
         layers: req.layers,
+        explain,
         reply,
     })?;
     let mut out = answered
         .await
         .map_err(|_| ApiError::internal("the worker stopped before answering"))??;
-    Ok(if req.single {
+    Ok(if explain {
+        match out.pop().and_then(|t| t.explanation) {
+            Some(ex) => Json(ex).into_response(),
+            None => return Err(ApiError::internal("the worker answered no explanation")),
+        }
+    } else if req.single {
         match out.pop() {
             Some(t) => Json(t).into_response(),
             None => return Err(ApiError::internal("the worker answered nothing")),
@@ -247,13 +283,16 @@ async fn answer(s: &AppState, req: Request) -> Result<Response, ApiError> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such route; try GET /, GET /health, GET /model or POST /translate")
+    ApiError::not_found(
+        "no such route; try GET /, GET /explore, GET /health, GET /model, POST /translate or \
+         POST /explain",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
-        message: "method not allowed; /translate takes POST, the others GET".into(),
+        message: "method not allowed; /translate and /explain take POST, the others GET".into(),
         retry_after: None,
     }
 }

@@ -21,13 +21,17 @@ pub struct Job {
     pub alpha: f32,
     /// Also return every layer's and head's cross-attention (Transformers).
     pub layers: bool,
+    /// Explain each text step by step (`POST /explain`) instead of translating it.
+    pub explain: bool,
     pub reply: oneshot::Sender<Reply>,
 }
 
 impl Job {
     /// Whether two jobs can be decoded in one batch (same search settings).
     fn compatible(&self, other: &Job) -> bool {
-        self.beam == other.beam && self.alpha.to_bits() == other.alpha.to_bits()
+        self.beam == other.beam
+            && self.alpha.to_bits() == other.alpha.to_bits()
+            && self.explain == other.explain
     }
 }
 
@@ -148,6 +152,7 @@ mod tests {
                 beam,
                 alpha: 0.0,
                 layers: false,
+                explain: false,
                 reply,
             },
             rx,

@@ -28,6 +28,7 @@ use attend::config::Config;
 use attend::data::tokenizer::{Vocabs, BOS};
 use attend::models::Seq2Seq;
 use attend::search::Hypothesis;
+use attend::show::explain::{explain, ExplainError};
 use attend::train::checkpoint::load_model;
 use attend::translate::{check_sources, translate_ids};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -262,6 +263,20 @@ fn stop(queue: &JobQueue, handles: &mut Vec<JoinHandle<()>>) {
 /// longer than the model reads, fails only its own job (400); a panic inside the model fails the
 /// batch (500) and the worker goes on.
 fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
+    if batch[0].explain {
+        for job in batch {
+            let answer = catch_unwind(AssertUnwindSafe(|| {
+                job.texts.iter().map(|t| explained(m, t)).collect::<Reply>()
+            }))
+            .unwrap_or_else(|_| {
+                Err(ApiError::internal(
+                    "the model failed on this text (see the server log)",
+                ))
+            });
+            let _ = job.reply.send(answer);
+        }
+        return;
+    }
     let (beam, alpha) = (batch[0].beam, batch[0].alpha);
     let mut jobs = Vec::with_capacity(batch.len());
     for job in batch {
@@ -319,6 +334,27 @@ fn run_batch(m: &WorkerModel, batch: Vec<Job>) {
     }
 }
 
+/// `text` explained step by step as `attend explain --json` does (greedy, the same length
+/// limit), as a translation carrying its explanation; a text the model cannot explain is a 400.
+fn explained(m: &WorkerModel, text: &str) -> Result<Translation, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::bad_request(e.to_string());
+    let src = m.vocabs.src.encode(text).map_err(|e| bad(&e))?;
+    check_sources(&*m.model, std::slice::from_ref(&src)).map_err(|e| bad(&e))?;
+    let max_len = m.config.max_output_len(src.len());
+    let ex = explain(&*m.model, &m.vocabs, text, max_len).map_err(|e| match e {
+        ExplainError::Model(e) => ApiError::internal(format!("the model failed: {e}")),
+        e => bad(&e),
+    })?;
+    Ok(Translation {
+        translation: ex.translation.clone(),
+        source_tokens: ex.source_tokens.clone(),
+        target_tokens: ex.steps.iter().map(|s| s.emitted.clone()).collect(),
+        attention: ex.steps.iter().map(|s| s.weights.clone()).collect(),
+        layers: None,
+        explanation: Some(Box::new(ex)),
+    })
+}
+
 /// A hypothesis as the API shows it: text, tokens on both sides, and the attention rows (the row
 /// of `</s>` included when the model emitted it, the column of `</s>` when the model appended it to
 /// the source).
@@ -341,5 +377,6 @@ pub fn translation(vocabs: &Vocabs, src: &[u32], h: &Hypothesis) -> Translation 
         target_tokens,
         attention: h.attention.clone(),
         layers: None,
+        explanation: None,
     }
 }

@@ -20,7 +20,7 @@
 
 use crate::attention::mask::padding_mask;
 use crate::attention::{Attended, StepAttention};
-use crate::models::{Decoding, StepOutput};
+use crate::models::{Decoding, StepInternals, StepOutput};
 use crate::nn::rnn::{CellKind, RnnWeights};
 use crate::nn::{Dropout, Embedding, Linear, Params};
 use tensor::{Rng, Tensor, Var};
@@ -188,6 +188,7 @@ impl RnnDecoder {
             weights_ctx: self.attention.as_ref().map(|_| self.split_input_weights()),
             memory,
             states,
+            last: None,
         }
     }
 
@@ -285,6 +286,8 @@ pub(super) struct RnnDecoding<'a> {
     states: Vec<State>,
     /// Layer 0's input weights split (embedding columns, context columns), attention only.
     weights_ctx: Option<(Var, Var)>,
+    /// The last attention step's query state s_{t-1} `[rows, H]` and context `[rows, Dk]`.
+    last: Option<(Var, Var)>,
 }
 
 impl Decoding for RnnDecoding<'_> {
@@ -294,6 +297,7 @@ impl Decoding for RnnDecoding<'_> {
         let l0 = &d.layers[0];
         match (&d.attention, &self.memory.keys, &self.weights_ctx) {
             (Some(attn), Some(keys), Some((w_emb, w_ctx))) => {
+                let state = self.states[d.layers.len() - 1].h.clone();
                 let (top, att) = d.attention_step(
                     attn.as_ref(),
                     keys,
@@ -303,7 +307,10 @@ impl Decoding for RnnDecoding<'_> {
                     &mut self.states,
                     &mut None,
                 );
-                let logits = d.out_proj.forward(&Var::concat(&[top, att.context], -1)); // [rows, V]
+                let logits = d
+                    .out_proj
+                    .forward(&Var::concat(&[top, att.context.clone()], -1)); // [rows, V]
+                self.last = Some((state, att.context));
                 StepOutput {
                     logits: logits.into_tensor(),
                     weights: Some(att.weights),
@@ -332,5 +339,20 @@ impl Decoding for RnnDecoding<'_> {
             st.h = pick(&st.h);
             st.c = st.c.as_ref().map(pick);
         }
+        self.last = self.last.as_ref().map(|(s, c)| (pick(s), pick(c)));
+    }
+
+    fn internals(&self) -> Option<StepInternals> {
+        let (attn, keys) = (self.decoder.attention.as_ref()?, self.memory.keys.as_ref()?);
+        let (state, context) = self.last.as_ref()?;
+        Some(StepInternals {
+            score: attn.name(),
+            state: state.to_tensor(),
+            query: attn.scored_query(state).to_tensor(),
+            keys: keys.to_tensor(),
+            v: attn.score_vector(),
+            values: self.memory.ann.to_tensor(),
+            context: context.to_tensor(),
+        })
     }
 }

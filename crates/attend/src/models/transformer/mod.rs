@@ -49,7 +49,7 @@ use self::embedding::InputEmbedding;
 use super::source_wrap::SourceWrap;
 use super::{Decoding, Seq2Seq};
 use crate::attention::mask::padding_mask;
-use crate::attention::AttentionError;
+use crate::attention::{AttentionError, Positions};
 use crate::config::Config;
 use crate::data::batcher::Batch;
 use crate::nn::dropout::DropoutError;
@@ -202,6 +202,11 @@ impl Transformer {
 
     pub fn spec(&self) -> &TransformerSpec {
         &self.spec
+    }
+
+    /// The positional encodings added to the embeddings (sinusoidal or learned).
+    pub fn positions(&self) -> &Positions {
+        &self.embedding.positions
     }
 
     /// A source of `len` tokens fits the positional table (`max_positions`), or
