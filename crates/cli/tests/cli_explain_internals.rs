@@ -135,11 +135,13 @@ fn transformer_maps_hold_every_layer_and_head_and_the_causal_triangle() {
                 }
             }
         }
-        // The mean over the last layer's heads is each step's weights (the cached decoding's).
+        // The mean over the viewed layer's heads (by default the alignment layer) is each step's
+        // weights (the cached decoding's).
+        let layer = ex.view.as_ref().expect("a Transformer's view").layer - 1;
         for (t, step) in ex.steps.iter().enumerate() {
             for j in 0..n {
                 let mean: f32 =
-                    (0..tf.heads).map(|h| tf.cross[1][h][t][j]).sum::<f32>() / tf.heads as f32;
+                    (0..tf.heads).map(|h| tf.cross[layer][h][t][j]).sum::<f32>() / tf.heads as f32;
                 assert!(
                     (mean - step.weights[j]).abs() < 1e-5,
                     "{mean} vs {}",

@@ -10,7 +10,7 @@
 //! <name>/data/<key>        each storage's raw little-endian bytes
 //! ```
 //!
-//! The pickle is read by [`pickle`](super::pickle) without running anything. The saved object is
+//! The pickle is read by [`pickle`] without running anything. The saved object is
 //! a state dict (`{name: tensor}`, an `OrderedDict`) or a dict holding one, such as
 //! `{"epoch": 3, "model_state_dict": …}`: `key` names it (`"model_state_dict"`; nested dicts as
 //! `"a/b"`), and without a key a dict that is not all tensors is refused with a message listing its

@@ -223,7 +223,7 @@ fn finish(beam: Beam, len: usize, alpha: f32) -> Hypothesis {
 
 /// The `k` best `(token, log-probability)` of one row of logits, banned tokens at −∞, largest
 /// first (ties: lower index first): exactly the `k` largest entries of the row's
-/// [`log_softmax_row`](tensor::ops::softmax::log_softmax_row) (the same `x − logsumexp` per
+/// [`log_softmax_row`] (the same `x − logsumexp` per
 /// entry), without writing the row of log-probabilities.
 ///
 /// ```text
