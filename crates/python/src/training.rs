@@ -104,6 +104,8 @@ pub fn train(
                 out: out.clone(),
                 resume,
                 progress: &forward,
+                // One process: Python trains on this machine's threads.
+                comm: &attend::train::collective::Single,
             };
             let summary = if cfg.model.kind() == ModelKind::Captioner {
                 serde_json::to_string(&train_captioner(&cfg, &opts)?)?
