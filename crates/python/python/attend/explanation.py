@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -38,6 +38,10 @@ class ExplainStep:
         )
 
 
+# The model-specific fields of `attend explain --json`, kept as they come.
+_EXTRAS = ("rnn", "transformer", "view", "cross_attention")
+
+
 class Explanation:
     """A sentence explained step by step (``attend explain --json``): ``source``,
     ``translation``, ``source_tokens``, ``scores_from`` (``"model"``, or ``"log_weights"`` for a
@@ -49,6 +53,20 @@ class Explanation:
         self.source_tokens: List[str] = d["source_tokens"]
         self.scores_from: str = d["scores_from"]
         self.steps = [ExplainStep(s) for s in d["steps"]]
+        # What the model computed inside, as `attend explain --json` carries it (absent: None):
+        # an RNN's decoder states, queries, keys, values and contexts (``rnn``); a Transformer's
+        # every layer and head (``transformer``, ``cross_attention``) and the view the steps show.
+        self.extras: Dict[str, Any] = {k: d[k] for k in _EXTRAS if d.get(k) is not None}
+
+    @property
+    def rnn(self) -> Optional[Dict[str, Any]]:
+        """An RNN's decoder state, query and context at every step (``None`` for a Transformer)."""
+        return self.extras.get("rnn")
+
+    @property
+    def transformer(self) -> Optional[Dict[str, Any]]:
+        """A Transformer's attention maps of every layer and head, and its positional encodings."""
+        return self.extras.get("transformer")
 
     @classmethod
     def from_json(cls, text: str) -> "Explanation":
@@ -62,6 +80,7 @@ class Explanation:
             "source_tokens": list(self.source_tokens),
             "scores_from": self.scores_from,
             "steps": [s.to_dict() for s in self.steps],
+            **self.extras,
         }
 
     @property
