@@ -3,13 +3,13 @@
 //! and the same sentences as raw text, translated to the text of those outputs.
 //! Broken input fails with the file named; `attend import torch` is `attend import-torch`.
 
+mod cli_support;
 use attend::data::sentencepiece::SentencePiece;
 use attend::data::tokenizer::Vocabs;
+use cli_support::attend;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 fn fixtures(variant: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,20 +24,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-fn attend(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_attend"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs attend");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin.as_bytes()).expect("writes stdin");
-    drop(input);
-    child.wait_with_output().expect("attend finishes")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
